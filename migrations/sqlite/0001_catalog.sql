@@ -1,0 +1,39 @@
+-- The embedded catalog store.
+--
+-- Items keep their JSON document (without links) beside the columns that
+-- searches filter and sort on. Times are microseconds since the Unix epoch, so
+-- comparisons are integer comparisons. The R*Tree holds each geometry's
+-- envelope in 32-bit floats rounded outward, so it only selects candidates;
+-- the exact geometry test runs on the WKB in `items.geometry`.
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+
+CREATE TABLE collections (
+    id          TEXT PRIMARY KEY,
+    content     TEXT NOT NULL,
+    extra_links TEXT NOT NULL DEFAULT '[]'
+);
+
+CREATE TABLE items (
+    pk             INTEGER PRIMARY KEY,
+    collection     TEXT NOT NULL REFERENCES collections (id),
+    id             TEXT NOT NULL,
+    -- `datetime`, or `start_datetime` when `datetime` is null: the sort key.
+    datetime       INTEGER NOT NULL,
+    start_datetime INTEGER NOT NULL,
+    end_datetime   INTEGER NOT NULL,
+    geometry       BLOB,
+    content        TEXT NOT NULL,
+    extra_links    TEXT NOT NULL DEFAULT '[]',
+    UNIQUE (collection, id)
+);
+
+-- The default order (datetime descending, then collection and id) and keyset paging.
+CREATE INDEX items_sort ON items (datetime DESC, collection, id);
+CREATE INDEX items_id ON items (id);
+CREATE INDEX items_end ON items (end_datetime);
+
+CREATE VIRTUAL TABLE items_rtree USING rtree (pk, min_x, max_x, min_y, max_y);

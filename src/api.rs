@@ -1,0 +1,325 @@
+//! The framework-free part of the API: documents, links, conformance and
+//! pages, built from store records and a base URL.
+//!
+//! Stored documents are sent without a decode and re-encode per item: the
+//! store keeps each item as a JSON object without its `links`, and this module
+//! splices the server's links in front of the stored members.
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde_json::{Value, json};
+
+use crate::store::{ItemPage, StoredCollection, StoredItem};
+
+/// Media type of GeoJSON documents (items and item collections).
+pub const GEOJSON: &str = "application/geo+json";
+/// Media type of the OpenAPI document.
+pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+
+/// Conformance classes this server implements.
+pub const CONFORMANCE: &[&str] = &[
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+];
+
+/// Characters escaped in a path segment: everything but RFC 3986 unreserved
+/// characters, so ids with `/`, `?`, `#` or spaces round-trip.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b':')
+    .add(b'@')
+    .add(b'&')
+    .add(b'=')
+    .add(b'+')
+    .add(b'$')
+    .add(b',')
+    .add(b';')
+    .add(b'!')
+    .add(b'\'')
+    .add(b'(')
+    .add(b')')
+    .add(b'*');
+
+/// Percent-encodes one URL path segment.
+pub fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// Descriptive fields of the landing page.
+#[derive(Debug, Clone)]
+pub struct CatalogInfo {
+    /// Catalog id.
+    pub id: String,
+    /// Catalog title.
+    pub title: String,
+    /// Catalog description.
+    pub description: String,
+}
+
+/// Absolute URLs of the API, from the public base URL (no trailing slash).
+#[derive(Debug, Clone)]
+pub struct Urls {
+    base: String,
+}
+
+impl Urls {
+    /// Creates URLs under `base`, such as `https://example.com/stac`.
+    pub fn new(base: &str) -> Self {
+        Urls {
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The landing page URL, with its trailing slash.
+    pub fn root(&self) -> String {
+        format!("{}/", self.base)
+    }
+
+    /// A URL under the base; `path` starts with `/`.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `/collections/{id}`.
+    pub fn collection(&self, id: &str) -> String {
+        format!("{}/collections/{}", self.base, segment(id))
+    }
+
+    /// `/collections/{id}/items`.
+    pub fn items(&self, collection: &str) -> String {
+        format!("{}/items", self.collection(collection))
+    }
+
+    /// `/collections/{id}/items/{item}`.
+    pub fn item(&self, collection: &str, id: &str) -> String {
+        format!("{}/{}", self.items(collection), segment(id))
+    }
+}
+
+fn link(rel: &str, href: String, media_type: &str) -> Value {
+    json!({"rel": rel, "href": href, "type": media_type})
+}
+
+/// Builds the landing page.
+pub fn landing_page(urls: &Urls, info: &CatalogInfo, collections: &[StoredCollection]) -> Value {
+    let mut links = vec![
+        link("self", urls.root(), "application/json"),
+        link("root", urls.root(), "application/json"),
+        json!({"rel": "conformance", "href": urls.path("/conformance"), "type": "application/json",
+            "title": "Conformance classes"}),
+        json!({"rel": "data", "href": urls.path("/collections"), "type": "application/json",
+            "title": "Collections"}),
+        json!({"rel": "search", "href": urls.path("/search"), "type": GEOJSON, "method": "GET",
+            "title": "Item search"}),
+        json!({"rel": "search", "href": urls.path("/search"), "type": GEOJSON, "method": "POST",
+            "title": "Item search"}),
+        json!({"rel": "service-desc", "href": urls.path("/api"), "type": OPENAPI,
+            "title": "OpenAPI definition"}),
+        json!({"rel": "service-doc", "href": urls.path("/api.html"), "type": "text/html",
+            "title": "API documentation"}),
+    ];
+    for collection in collections {
+        let title = serde_json::from_str::<Value>(&collection.content)
+            .ok()
+            .and_then(|v| v.get("title").cloned());
+        let mut child = link("child", urls.collection(&collection.id), "application/json");
+        if let Some(title) = title {
+            child["title"] = title;
+        }
+        links.push(child);
+    }
+    json!({
+        "type": "Catalog",
+        "id": info.id,
+        "title": info.title,
+        "description": info.description,
+        "stac_version": "1.0.0",
+        "conformsTo": CONFORMANCE,
+        "links": links,
+    })
+}
+
+/// Builds the `/conformance` document.
+pub fn conformance() -> Value {
+    json!({ "conformsTo": CONFORMANCE })
+}
+
+/// Joins server links and kept links into one JSON array text.
+fn links_array(server: &[Value], extra: &str) -> String {
+    let mut out = String::with_capacity(512 + extra.len());
+    out.push('[');
+    for (i, link) in server.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&link.to_string());
+    }
+    let extra_inner = extra.trim().trim_start_matches('[').trim_end_matches(']').trim();
+    if !extra_inner.is_empty() {
+        out.push(',');
+        out.push_str(extra_inner);
+    }
+    out.push(']');
+    out
+}
+
+/// Puts `"links": [...]` in front of a stored JSON object's members.
+fn splice_links(content: &str, links: &str, out: &mut String) {
+    out.push_str("{\"links\":");
+    out.push_str(links);
+    let rest = content.trim_start().strip_prefix('{').unwrap_or("}");
+    if !rest.trim_start().starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+}
+
+/// Writes one collection document with its links.
+pub fn write_collection(urls: &Urls, collection: &StoredCollection, out: &mut String) {
+    let server = [
+        link("self", urls.collection(&collection.id), "application/json"),
+        link("root", urls.root(), "application/json"),
+        link("parent", urls.root(), "application/json"),
+        link("items", urls.items(&collection.id), GEOJSON),
+    ];
+    splice_links(
+        &collection.content,
+        &links_array(&server, &collection.extra_links),
+        out,
+    );
+}
+
+/// Builds the `/collections` document.
+pub fn collections(urls: &Urls, collections: &[StoredCollection]) -> String {
+    let mut out = String::with_capacity(4096 * (collections.len() + 1));
+    out.push_str("{\"collections\":[");
+    for (i, collection) in collections.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_collection(urls, collection, &mut out);
+    }
+    out.push_str("],\"links\":");
+    let links = [
+        link("self", urls.path("/collections"), "application/json"),
+        link("root", urls.root(), "application/json"),
+        link("parent", urls.root(), "application/json"),
+    ];
+    out.push_str(&Value::Array(links.to_vec()).to_string());
+    out.push('}');
+    out
+}
+
+/// Writes one item document with its links.
+pub fn write_item(urls: &Urls, item: &StoredItem, out: &mut String) {
+    let collection = &item.key.collection;
+    let server = [
+        link("self", urls.item(collection, &item.key.id), GEOJSON),
+        link("parent", urls.collection(collection), "application/json"),
+        link("collection", urls.collection(collection), "application/json"),
+        link("root", urls.root(), "application/json"),
+    ];
+    splice_links(&item.content, &links_array(&server, &item.extra_links), out);
+}
+
+/// Builds an item collection page. `links` are the page's own links (self,
+/// root, next, prev...).
+pub fn item_collection(urls: &Urls, page: &ItemPage, links: &[Value]) -> String {
+    let mut out =
+        String::with_capacity(256 + page.items.iter().map(|i| i.content.len() + 600).sum::<usize>());
+    out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_item(urls, item, &mut out);
+    }
+    out.push_str("],\"links\":");
+    out.push_str(&Value::Array(links.to_vec()).to_string());
+    if let Some(matched) = page.number_matched {
+        out.push_str(",\"numberMatched\":");
+        out.push_str(&matched.to_string());
+    }
+    out.push_str(",\"numberReturned\":");
+    out.push_str(&page.items.len().to_string());
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SortKey;
+
+    fn item(content: &str, extra: &str) -> StoredItem {
+        StoredItem {
+            key: SortKey {
+                datetime: 0,
+                collection: "c 1".into(),
+                id: "a/b".into(),
+            },
+            content: content.into(),
+            extra_links: extra.into(),
+        }
+    }
+
+    #[test]
+    fn item_links_are_spliced_and_encoded() {
+        let urls = Urls::new("http://h/stac/");
+        let mut out = String::new();
+        write_item(
+            &urls,
+            &item(
+                r#"{"id":"a/b","type":"Feature"}"#,
+                r#"[{"rel":"license","href":"x"}]"#,
+            ),
+            &mut out,
+        );
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["id"], "a/b");
+        let links = value["links"].as_array().unwrap();
+        assert_eq!(links[0]["href"], "http://h/stac/collections/c%201/items/a%2Fb");
+        assert_eq!(links.last().unwrap()["rel"], "license");
+        assert_eq!(links.len(), 5);
+    }
+
+    #[test]
+    fn empty_object_gets_valid_json() {
+        let mut out = String::new();
+        write_item(&Urls::new("http://h"), &item("{}", "[]"), &mut out);
+        assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
+    }
+
+    #[test]
+    fn item_collection_has_counts() {
+        let page = ItemPage {
+            items: vec![item(r#"{"id":"x"}"#, "[]")],
+            number_matched: Some(7),
+            ..ItemPage::default()
+        };
+        let text = item_collection(&Urls::new("http://h"), &page, &[]);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["numberMatched"], 7);
+        assert_eq!(value["numberReturned"], 1);
+        assert_eq!(value["type"], "FeatureCollection");
+    }
+}

@@ -1,0 +1,156 @@
+//! One error type for the whole server, and its mapping to HTTP.
+//!
+//! Every error leaves the server as an OGC API exception body,
+//! `{"code": ..., "description": ...}`, with the status that fits it. Client
+//! errors describe the bad value; server errors say nothing internal, and the
+//! detail goes to the log instead.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors the server reports, each with its HTTP status and OGC exception code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request parameter or body field holds an invalid value.
+    #[error("{0}")]
+    InvalidParameter(String),
+
+    /// The request names query parameters the endpoint does not define.
+    #[error("{0}")]
+    UnknownParameter(String),
+
+    /// The request body is not valid JSON for this endpoint.
+    #[error("{0}")]
+    InvalidBody(String),
+
+    /// The request uses a valid construct that this server does not implement.
+    #[error("{0}")]
+    NotImplemented(String),
+
+    /// The resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The write conflicts with existing data, such as duplicate ids.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// The request body has a media type the endpoint does not accept.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+
+    /// The method is not allowed on this path.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+
+    /// A STAC document failed validation before it was stored.
+    #[error("{0}")]
+    InvalidDocument(String),
+
+    /// The store cannot be reached or did not answer.
+    #[error("the catalog store is unavailable: {0}")]
+    Unavailable(String),
+
+    /// The database returned an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file that could not be read.
+        path: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
+    /// An internal invariant failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Returns the HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidParameter(_)
+            | Error::UnknownParameter(_)
+            | Error::InvalidBody(_)
+            | Error::InvalidDocument(_) => StatusCode::BAD_REQUEST,
+            Error::NotImplemented(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Migrate(_) | Error::Io { .. } | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Returns the OGC exception code, a short machine-readable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidParameter(_) => "InvalidParameterValue",
+            Error::UnknownParameter(_) => "InvalidParameter",
+            Error::InvalidBody(_) => "InvalidRequestBody",
+            Error::InvalidDocument(_) => "InvalidDocument",
+            Error::NotImplemented(_) => "NotSupported",
+            Error::NotFound(_) => "NotFound",
+            Error::Conflict(_) => "Conflict",
+            Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Error::MethodNotAllowed(_) => "MethodNotAllowed",
+            Error::Unavailable(_) => "ServiceUnavailable",
+            Error::Database(e) if is_unavailable(e) => "ServiceUnavailable",
+            _ => "InternalServerError",
+        }
+    }
+
+    /// Builds an `InvalidParameter` error for `name` with value `value`.
+    pub fn parameter(name: &str, value: impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
+        Error::InvalidParameter(format!("invalid value for '{name}': '{value}': {reason}"))
+    }
+}
+
+/// Tells whether a database error means the store is unreachable rather than a bug.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+    )
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let description = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "the catalog store is unavailable, retry later".to_string()
+                }
+                _ => "internal server error; the server log has the details".to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = json!({ "code": self.code(), "description": description });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

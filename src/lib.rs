@@ -1,0 +1,20 @@
+//! stacd: a STAC API and OGC API Features catalog server for aerial and drone
+//! imagery, on an embedded SQLite file or PostgreSQL + PostGIS.
+//!
+//! Layers, from the outside in: [`routes`] (axum handlers that only extract,
+//! call and wrap), [`api`] and [`search`] (framework-free documents, links,
+//! pagination and parameter checks) and [`store`] (one [`store::Backend`]
+//! trait with a SQLite and a PostgreSQL implementation).
+
+pub mod api;
+pub mod datetime;
+pub mod error;
+pub mod geometry;
+pub mod load;
+pub mod paging;
+pub mod prepare;
+pub mod routes;
+pub mod search;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,413 @@
+//! Loading STAC files into a store: collections, items, item collections,
+//! newline-delimited items, directories and static catalogs.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::prepare::{PreparedItem, prepare_collection, prepare_item};
+use crate::store::{Backend, InsertMode};
+
+/// What a load did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Collections written.
+    pub collections: u64,
+    /// Items written.
+    pub items: u64,
+    /// Items not written because their batch was rejected.
+    pub rejected: u64,
+    /// One message per rejected batch or bad record.
+    pub errors: Vec<String>,
+}
+
+/// Options of a load.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Replace existing items instead of rejecting duplicates.
+    pub mode: InsertMode,
+    /// Items per transaction.
+    pub batch_size: usize,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// One item record waiting for its batch, with where it came from.
+struct Record {
+    item: PreparedItem,
+    origin: String,
+}
+
+/// A source of items found while walking the paths.
+struct ItemSource {
+    path: PathBuf,
+    /// Collection that items without a `collection` member belong to.
+    collection: Option<String>,
+}
+
+struct Loader<'a> {
+    store: &'a dyn Backend,
+    options: LoadOptions,
+    summary: LoadSummary,
+    batch: Vec<Record>,
+    /// The batch holds a bad record and will be rejected at the next flush.
+    poisoned: bool,
+    progress: ProgressBar,
+    visited: HashSet<PathBuf>,
+}
+
+/// Loads every path into `store`. Collections are written before items.
+pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOptions) -> Result<LoadSummary> {
+    let progress = if options.progress {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} items loaded ({per_sec}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut loader = Loader {
+        store,
+        options,
+        summary: LoadSummary::default(),
+        batch: Vec::with_capacity(options.batch_size),
+        poisoned: false,
+        progress,
+        visited: HashSet::new(),
+    };
+
+    let mut sources = Vec::new();
+    for path in paths {
+        loader.discover(path, None, &mut sources).await?;
+    }
+    for source in sources {
+        loader.read_items(&source).await?;
+    }
+    loader.flush().await?;
+    loader.progress.finish_and_clear();
+    Ok(loader.summary)
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidDocument(format!("{}: invalid JSON: {e}", path.display())))
+}
+
+fn is_ndjson(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl" | "geojsonl" | "geojsons")
+    )
+}
+
+fn is_json(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("json" | "geojson")
+    )
+}
+
+/// Resolves a link href relative to the document it appears in; remote hrefs are skipped.
+fn local_href(document: &Path, href: &str) -> Option<PathBuf> {
+    if href.contains("://") {
+        return None;
+    }
+    let href = href.strip_prefix("file://").unwrap_or(href);
+    Some(document.parent().unwrap_or(Path::new(".")).join(href))
+}
+
+fn links_with_rel(value: &Value, rel: &str) -> Vec<String> {
+    value["links"]
+        .as_array()
+        .map(|links| {
+            links
+                .iter()
+                .filter(|l| l["rel"] == rel)
+                .filter_map(|l| l["href"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Loader<'_> {
+    /// Walks a path: writes collections at once and queues item sources.
+    async fn discover(
+        &mut self,
+        path: &Path,
+        collection: Option<String>,
+        sources: &mut Vec<ItemSource>,
+    ) -> Result<()> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if !self.visited.insert(key) {
+            return Ok(());
+        }
+        if path.is_dir() {
+            return Box::pin(self.discover_dir(path, collection, sources)).await;
+        }
+        if !path.exists() {
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            });
+        }
+        if is_ndjson(path) {
+            sources.push(ItemSource {
+                path: path.to_path_buf(),
+                collection,
+            });
+            return Ok(());
+        }
+        let value = read_json(path)?;
+        match value["type"].as_str() {
+            Some("Collection") => {
+                let id = self.write_collection(path, value.clone()).await?;
+                let items = links_with_rel(&value, "item");
+                for href in items {
+                    if let Some(item) = local_href(path, &href) {
+                        Box::pin(self.discover(&item, Some(id.clone()), sources)).await?;
+                    }
+                }
+                Ok(())
+            }
+            Some("Catalog") => {
+                for rel in ["child", "item"] {
+                    for href in links_with_rel(&value, rel) {
+                        if let Some(child) = local_href(path, &href) {
+                            Box::pin(self.discover(&child, collection.clone(), sources)).await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some("Feature" | "FeatureCollection") => {
+                sources.push(ItemSource {
+                    path: path.to_path_buf(),
+                    collection,
+                });
+                Ok(())
+            }
+            other => Err(Error::InvalidDocument(format!(
+                "{}: not a STAC Collection, Catalog, Item or ItemCollection (type is {})",
+                path.display(),
+                other.map_or("missing".to_string(), |t| format!("\"{t}\""))
+            ))),
+        }
+    }
+
+    async fn discover_dir(
+        &mut self,
+        dir: &Path,
+        collection: Option<String>,
+        sources: &mut Vec<ItemSource>,
+    ) -> Result<()> {
+        for name in ["catalog.json", "collection.json"] {
+            let root = dir.join(name);
+            if !root.is_file() {
+                continue;
+            }
+            let value = read_json(&root)?;
+            let follows_links =
+                !links_with_rel(&value, "item").is_empty() || !links_with_rel(&value, "child").is_empty();
+            let own_collection =
+                (value["type"] == "Collection").then(|| value["id"].as_str().map(str::to_string));
+            self.discover(&root, collection.clone(), sources).await?;
+            if !follows_links {
+                // A collection without item links: its items are the other files of the folder.
+                let collection = own_collection.flatten().or(collection.clone());
+                self.discover_files(dir, collection, sources).await?;
+            }
+            return Ok(());
+        }
+        self.discover_files(dir, collection, sources).await
+    }
+
+    async fn discover_files(
+        &mut self,
+        dir: &Path,
+        collection: Option<String>,
+        sources: &mut Vec<ItemSource>,
+    ) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| Error::Io {
+                path: dir.display().to_string(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name == "catalog.json" || name == "collection.json" || name.starts_with('.') {
+                continue;
+            }
+            if entry.is_dir() || is_json(&entry) || is_ndjson(&entry) {
+                Box::pin(self.discover(&entry, collection.clone(), sources)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_collection(&mut self, path: &Path, value: Value) -> Result<String> {
+        let prepared = prepare_collection(value)
+            .map_err(|e| Error::InvalidDocument(format!("{}: {e}", path.display())))?;
+        self.store.upsert_collection(&prepared).await?;
+        self.summary.collections += 1;
+        Ok(prepared.id)
+    }
+
+    async fn read_items(&mut self, source: &ItemSource) -> Result<()> {
+        let display = source.path.display().to_string();
+        if is_ndjson(&source.path) {
+            let file = std::fs::File::open(&source.path).map_err(|e| Error::Io {
+                path: display.clone(),
+                source: e,
+            })?;
+            for (index, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(|e| Error::Io {
+                    path: display.clone(),
+                    source: e,
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let origin = format!("{display}:{}", index + 1);
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) => self.push(value, origin, source.collection.as_deref()).await?,
+                    Err(e) => self.reject_record(format!("{origin}: invalid JSON: {e}")),
+                }
+            }
+            return Ok(());
+        }
+        let value = read_json(&source.path)?;
+        if value["type"] == "FeatureCollection" {
+            let features = match value.get("features") {
+                Some(Value::Array(features)) => features.clone(),
+                _ => {
+                    self.reject_record(format!("{display}: 'features' is missing or not an array"));
+                    return Ok(());
+                }
+            };
+            for (index, feature) in features.into_iter().enumerate() {
+                let origin = format!("{display}: feature {}", index + 1);
+                self.push(feature, origin, source.collection.as_deref()).await?;
+            }
+        } else {
+            self.push(value, display, source.collection.as_deref()).await?;
+        }
+        Ok(())
+    }
+
+    fn reject_record(&mut self, message: String) {
+        tracing::warn!(error = %message, "rejected a record");
+        self.summary.errors.push(message);
+        self.poisoned = true;
+        self.summary.rejected += 1;
+    }
+
+    async fn push(&mut self, value: Value, origin: String, collection: Option<&str>) -> Result<()> {
+        let id = value["id"].as_str().unwrap_or("(no id)").to_string();
+        match prepare_item(value, collection) {
+            Ok(item) => self.batch.push(Record { item, origin }),
+            Err(e) => self.reject_record(format!("{origin}: item '{id}': {e}")),
+        }
+        if self.batch.len() >= self.options.batch_size {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued batch in one transaction, or rejects all of it.
+    async fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let poisoned = std::mem::take(&mut self.poisoned);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let first = batch.first().map(|r| r.origin.clone()).unwrap_or_default();
+        if poisoned {
+            self.summary.rejected += batch.len() as u64;
+            self.summary.errors.push(format!(
+                "rejected a batch of {} item(s) starting at {first} because it holds a bad record",
+                batch.len()
+            ));
+            return Ok(());
+        }
+        let items = match self.options.mode {
+            InsertMode::Upsert => dedup_keep_last(batch),
+            InsertMode::Insert => {
+                let mut seen = HashSet::new();
+                let repeated: Vec<String> = batch
+                    .iter()
+                    .filter(|r| !seen.insert((r.item.collection.clone(), r.item.id.clone())))
+                    .map(|r| format!("{} ({}/{})", r.origin, r.item.collection, r.item.id))
+                    .collect();
+                if !repeated.is_empty() {
+                    self.summary.rejected += batch.len() as u64;
+                    self.summary.errors.push(format!(
+                        "rejected a batch of {} item(s) starting at {first}: ids repeated in the input: {}",
+                        batch.len(),
+                        repeated.join(", ")
+                    ));
+                    return Ok(());
+                }
+                batch.into_iter().map(|r| r.item).collect()
+            }
+        };
+        match self.store.insert_items(&items, self.options.mode).await {
+            Ok(written) => {
+                self.summary.items += written;
+                self.progress.inc(written);
+            }
+            Err(e @ (Error::Conflict(_) | Error::NotFound(_) | Error::InvalidDocument(_))) => {
+                self.summary.rejected += items.len() as u64;
+                self.summary.errors.push(format!(
+                    "rejected a batch of {} item(s) starting at {first}: {e}",
+                    items.len()
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the last record of each (collection, id) in a batch, in input order.
+fn dedup_keep_last(batch: Vec<Record>) -> Vec<PreparedItem> {
+    let mut seen = HashSet::new();
+    let mut kept: Vec<PreparedItem> = batch
+        .into_iter()
+        .rev()
+        .filter(|r| seen.insert((r.item.collection.clone(), r.item.id.clone())))
+        .map(|r| r.item)
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// Prints the summary of a load and returns it.
+pub fn report(summary: &LoadSummary, started: Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        summary.items as f64 / seconds
+    } else {
+        0.0
+    };
+    for error in &summary.errors {
+        eprintln!("error: {error}");
+    }
+    println!(
+        "loaded {} collection(s) and {} item(s) in {seconds:.2} s ({rate:.0} items/s); rejected {} item(s)",
+        summary.collections, summary.items, summary.rejected
+    );
+}

@@ -1,0 +1,278 @@
+//! The `stacd` command line: `serve`, `load` and `migrate`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stacd::api::CatalogInfo;
+use stacd::load::{LoadOptions, load_paths, report};
+use stacd::paging::TokenSigner;
+use stacd::routes::{AppState, CorsOrigins, router};
+use stacd::search::SearchLimits;
+use stacd::store::{self, Backend, InsertMode, redact_url};
+use stacd::{Error, Result};
+
+/// A STAC API and OGC API Features catalog server for aerial and drone imagery.
+#[derive(Parser)]
+#[command(name = "stacd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log format: `pretty` for people, `json` for log collectors (default: pretty on a terminal, else json).
+    #[arg(long, global = true, env = "STACD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the catalog over HTTP, after loading PATHS (replacing existing items).
+    Serve(ServeArgs),
+    /// Load collections and items from files into the store.
+    Load(LoadArgs),
+    /// Apply database migrations and exit (serve and load also apply them).
+    Migrate(StoreArgs),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Database URL: sqlite://PATH (created when missing) or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "STACD_DATABASE_URL", default_value = "sqlite://stacd.sqlite")]
+    database_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "STACD_BIND", default_value = "127.0.0.1:7822")]
+    bind: SocketAddr,
+
+    /// Public base URL for links, such as https://example.com/stac; when unset,
+    /// links follow the Forwarded, X-Forwarded-* and Host request headers.
+    #[arg(long, env = "STACD_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Page size when a request gives no limit.
+    #[arg(long, env = "STACD_DEFAULT_LIMIT", default_value_t = 10)]
+    default_limit: usize,
+
+    /// Largest page size; larger requests are clamped to it.
+    #[arg(long, env = "STACD_MAX_LIMIT", default_value_t = 10_000)]
+    max_limit: usize,
+
+    /// numberMatched is exact up to this count and may be an estimate above it.
+    #[arg(long, env = "STACD_COUNT_LIMIT", default_value_t = 10_000)]
+    count_limit: u64,
+
+    /// Allowed CORS origins, comma-separated, or * for any.
+    #[arg(long, env = "STACD_CORS_ORIGINS", default_value = "*")]
+    cors_origins: String,
+
+    /// Catalog title on the landing page.
+    #[arg(long, env = "STACD_TITLE", default_value = "stacd catalog")]
+    title: String,
+
+    /// Catalog description on the landing page.
+    #[arg(
+        long,
+        env = "STACD_DESCRIPTION",
+        default_value = "Aerial and drone imagery catalog"
+    )]
+    description: String,
+
+    /// Files or folders to load before serving.
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Replace items that already exist instead of rejecting them.
+    #[arg(long)]
+    upsert: bool,
+
+    /// Items written per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+
+    /// Collection, item, item collection or NDJSON files, folders, or static catalogs.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Pretty) => false,
+        None => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Load(args) => load(args).await,
+        Command::Migrate(args) => open_store(&args).await.map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "stacd failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Connects to the store and applies migrations.
+async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Backend>> {
+    let store = store::connect(&args.database_url).await?;
+    store.migrate().await?;
+    let version = store.version().await?;
+    tracing::info!(db.backend = store.kind(), db.version = %version, db.url = %redact_url(&args.database_url), "store ready");
+    Ok(store)
+}
+
+async fn load(args: LoadArgs) -> Result<ExitCode> {
+    let store = open_store(&args.store).await?;
+    let started = Instant::now();
+    let options = LoadOptions {
+        mode: if args.upsert {
+            InsertMode::Upsert
+        } else {
+            InsertMode::Insert
+        },
+        batch_size: args.batch_size as usize,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = load_paths(store.as_ref(), &args.paths, options).await?;
+    report(&summary, started);
+    Ok(if summary.rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if args.default_limit < 1 || args.max_limit < 1 || args.default_limit > args.max_limit {
+        return Err(Error::InvalidParameter(format!(
+            "--default-limit ({}) must be between 1 and --max-limit ({})",
+            args.default_limit, args.max_limit
+        )));
+    }
+    let cors = parse_cors(&args.cors_origins)?;
+    let store = open_store(&args.store).await?;
+    if !args.paths.is_empty() {
+        let started = Instant::now();
+        let options = LoadOptions {
+            mode: InsertMode::Upsert,
+            batch_size: 1000,
+            progress: std::io::stderr().is_terminal(),
+        };
+        let summary = load_paths(store.as_ref(), &args.paths, options).await?;
+        report(&summary, started);
+    }
+    let state = Arc::new(AppState {
+        signer: TokenSigner::new(store.secret().await?),
+        store,
+        limits: SearchLimits {
+            default_limit: args.default_limit,
+            max_limit: args.max_limit,
+            count_limit: args.count_limit,
+        },
+        info: CatalogInfo {
+            id: "stacd".into(),
+            title: args.title,
+            description: args.description,
+        },
+        public_url: args.public_url,
+    });
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|source| Error::Io {
+            path: args.bind.to_string(),
+            source,
+        })?;
+    tracing::info!(address = %args.bind, "listening");
+    axum::serve(listener, router(state, cors))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_cors(text: &str) -> Result<CorsOrigins> {
+    if text.trim() == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let origins = text
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .map_err(|_| Error::InvalidParameter(format!("invalid CORS origin '{o}' in --cors-origins")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CorsOrigins::List(origins))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

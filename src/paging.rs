@@ -1,0 +1,175 @@
+//! Opaque pagination tokens for keyset paging.
+//!
+//! A token carries the sort key of the page boundary, the direction, and a
+//! fingerprint of the search it belongs to, signed with HMAC-SHA256. The key
+//! lives in the database, so every server instance on the same store accepts
+//! the tokens of the others. A token that was altered, or that belongs to a
+//! different search, is rejected with a 400 rather than silently answered.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::store::{Cursor, Direction, ItemQuery, SortKey};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of the truncated HMAC tag, in bytes.
+const TAG_LEN: usize = 16;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    /// Direction.
+    d: Direction,
+    /// Boundary sort key.
+    k: SortKey,
+    /// Fingerprint of the search.
+    q: String,
+}
+
+/// Signs and checks pagination tokens.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: Vec<u8>,
+}
+
+impl TokenSigner {
+    /// Creates a signer with a secret key.
+    pub fn new(key: Vec<u8>) -> Self {
+        TokenSigner { key }
+    }
+
+    fn tag(&self, payload: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(payload);
+        mac.finalize().into_bytes()[..TAG_LEN].to_vec()
+    }
+
+    /// Encodes a cursor for `query` as an opaque token.
+    pub fn encode(&self, cursor: &Cursor, query: &ItemQuery) -> String {
+        let payload = Payload {
+            d: cursor.direction,
+            k: cursor.key.clone(),
+            q: fingerprint(query),
+        };
+        // Serialising a struct of strings and integers cannot fail.
+        let json = serde_json::to_vec(&payload).unwrap_or_default();
+        let tag = self.tag(&json);
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&json),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// Decodes a token and checks that it is intact and belongs to `query`.
+    pub fn decode(&self, token: &str, query: &ItemQuery) -> Result<Cursor, Error> {
+        let invalid = |reason: &str| {
+            Error::InvalidParameter(format!(
+                "invalid value for 'token': {reason}; use the 'next' or 'prev' link of a page as it was returned"
+            ))
+        };
+        let (body, tag) = token.split_once('.').ok_or_else(|| invalid("malformed token"))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| invalid("malformed token"))?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| invalid("malformed token"))?;
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(&json);
+        mac.verify_truncated_left(&tag)
+            .map_err(|_| invalid("the token was altered or issued by another catalog"))?;
+        let payload: Payload = serde_json::from_slice(&json).map_err(|_| invalid("malformed token"))?;
+        if payload.q != fingerprint(query) {
+            return Err(invalid("the token belongs to a different search"));
+        }
+        Ok(Cursor {
+            direction: payload.d,
+            key: payload.k,
+        })
+    }
+}
+
+/// Hashes the parts of a search that select items (not the page size), so a
+/// token is only valid for the search that produced it.
+fn fingerprint(query: &ItemQuery) -> String {
+    let mut hasher = Sha256::new();
+    let mut feed = |label: &str, value: &str| {
+        hasher.update(label.as_bytes());
+        hasher.update((value.len() as u64).to_le_bytes());
+        hasher.update(value.as_bytes());
+    };
+    for collection in &query.collections {
+        feed("c", collection);
+    }
+    for id in &query.ids {
+        feed("i", id);
+    }
+    for bbox in &query.bboxes {
+        feed("b", &format!("{bbox:?}"));
+    }
+    if let Some(filter) = &query.intersects {
+        feed("g", &filter.geojson);
+    }
+    if let Some(datetime) = &query.datetime {
+        feed("t", &format!("{datetime:?}"));
+    }
+    URL_SAFE_NO_PAD.encode(&hasher.finalize()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor() -> Cursor {
+        Cursor {
+            direction: Direction::Next,
+            key: SortKey {
+                datetime: 1_600_000_000_000_000,
+                collection: "c".into(),
+                id: "a/b".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn token_round_trips() {
+        let signer = TokenSigner::new(b"key".to_vec());
+        let query = ItemQuery::default();
+        let token = signer.encode(&cursor(), &query);
+        assert_eq!(signer.decode(&token, &query).unwrap(), cursor());
+    }
+
+    #[test]
+    fn tampered_token_is_rejected() {
+        let signer = TokenSigner::new(b"key".to_vec());
+        let query = ItemQuery::default();
+        let token = signer.encode(&cursor(), &query);
+        let mut bytes = token.into_bytes();
+        bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert!(signer.decode(&tampered, &query).is_err());
+        assert!(signer.decode("garbage", &query).is_err());
+        assert!(signer.decode("", &query).is_err());
+    }
+
+    #[test]
+    fn foreign_token_is_rejected() {
+        let query = ItemQuery::default();
+        let token = TokenSigner::new(b"one".to_vec()).encode(&cursor(), &query);
+        assert!(TokenSigner::new(b"two".to_vec()).decode(&token, &query).is_err());
+        let other = ItemQuery {
+            collections: vec!["x".into()],
+            ..ItemQuery::default()
+        };
+        let error = TokenSigner::new(b"one".to_vec())
+            .decode(&token, &other)
+            .unwrap_err();
+        assert!(error.to_string().contains("different search"));
+    }
+}

@@ -1,0 +1,491 @@
+//! HTTP routes. Handlers extract, call the framework-free layers and wrap the
+//! result; the API documents themselves are built in [`crate::api`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::api::{self, CatalogInfo, GEOJSON, Urls};
+use crate::error::{Error, Result};
+use crate::paging::TokenSigner;
+use crate::search::{self, Endpoint, RawSearch, SearchLimits};
+use crate::store::{Backend, Cursor, Direction, ItemPage, ItemQuery};
+
+/// The OpenAPI document; `{{SERVER_URL}}` is replaced with the base URL.
+const OPENAPI: &str = include_str!("../schemas/openapi.json");
+/// The interactive API page.
+const API_HTML: &str = include_str!("../schemas/api.html");
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The catalog store.
+    pub store: Arc<dyn Backend>,
+    /// Signs and checks pagination tokens.
+    pub signer: TokenSigner,
+    /// Page size bounds.
+    pub limits: SearchLimits,
+    /// Landing page fields.
+    pub info: CatalogInfo,
+    /// Base URL for links; when `None` it is taken from the request headers.
+    pub public_url: Option<String>,
+}
+
+/// Allowed CORS origins.
+#[derive(Debug, Clone)]
+pub enum CorsOrigins {
+    /// Any origin (`*`).
+    Any,
+    /// Only these origins.
+    List(Vec<HeaderValue>),
+}
+
+/// Builds the application router with its middleware.
+pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
+    let cors = CorsLayer::new()
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([header::ETAG, header::LOCATION, REQUEST_ID.clone()])
+        .max_age(Duration::from_secs(3600))
+        .allow_origin(match cors {
+            CorsOrigins::Any => AllowOrigin::any(),
+            CorsOrigins::List(origins) => AllowOrigin::list(origins),
+        });
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("(unmatched)", MatchedPath::as_str);
+            let request_id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), route, request_id,
+                status = tracing::field::Empty)
+        })
+        .on_response(|response: &Response, latency: Duration, span: &Span| {
+            span.record("status", response.status().as_u16());
+            tracing::info!(
+                status = response.status().as_u16(),
+                duration_ms = latency.as_secs_f64() * 1e3,
+                "response"
+            );
+        });
+
+    Router::new()
+        .route("/", get(landing_page))
+        .route("/conformance", get(conformance))
+        .route("/api", get(openapi))
+        .route("/api.html", get(api_html))
+        .route("/health", get(health))
+        .route("/collections", get(collections))
+        .route("/collections/{collection_id}", get(collection))
+        .route("/collections/{collection_id}/items", get(items))
+        .route("/collections/{collection_id}/items/{item_id}", get(item))
+        .route("/search", get(search_get).post(search_post))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// A JSON response with an explicit media type.
+fn json_response(media_type: &'static str, body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no resource at this path; the landing page at / links to every endpoint".into())
+}
+
+async fn method_not_allowed(method: Method) -> Error {
+    Error::MethodNotAllowed(format!("method {method} is not allowed on this path"))
+}
+
+/// Reads the base URL from `--public-url`, else from the proxy headers, else from `Host`.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let header_str = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+    };
+    let (mut proto, mut host) = (None, None);
+    if let Some(forwarded) = header_str("forwarded") {
+        for pair in forwarded.split(';') {
+            if let Some((key, value)) = pair.split_once('=') {
+                let value = value.trim().trim_matches('"').to_string();
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "proto" => proto = Some(value),
+                    "host" => host = Some(value),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let proto = proto
+        .or_else(|| header_str("x-forwarded-proto"))
+        .filter(|p| p == "http" || p == "https")
+        .unwrap_or_else(|| "http".into());
+    let host = host
+        .or_else(|| header_str("x-forwarded-host"))
+        .or_else(|| header_str("host"))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let prefix = header_str("x-forwarded-prefix")
+        .filter(|p| p.starts_with('/') && !p.contains(['?', '#', '"', '<', '>', ' ']))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    format!("{proto}://{host}{prefix}")
+}
+
+/// Rejects query parameters on endpoints that take none besides `f`.
+fn check_no_parameters(query: Option<&str>) -> Result<()> {
+    let unknown: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .filter(|k| k != "f")
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnknownParameter(format!(
+            "unknown query parameter(s): {}; this endpoint accepts only f",
+            unknown.join(", ")
+        )))
+    }
+}
+
+/// `GET /`: the landing page (STAC API Core, OGC API Features `/req/core/root-success`).
+async fn landing_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let collections = state.store.collections().await?;
+    Ok(Json(api::landing_page(&urls, &state.info, &collections)).into_response())
+}
+
+/// `GET /conformance` (OGC API Features `/req/core/conformance-success`).
+async fn conformance(RawQuery(query): RawQuery) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    Ok(Json(api::conformance()).into_response())
+}
+
+/// `GET /api`: the OpenAPI 3.0 definition (`service-desc`).
+async fn openapi(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let body = OPENAPI.replace("{{SERVER_URL}}", &base_url(&state, &headers));
+    json_response(api::OPENAPI, body)
+}
+
+/// `GET /api.html`: the interactive API documentation (`service-doc`).
+async fn api_html() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], API_HTML).into_response()
+}
+
+/// `GET /health`: 200 when the store answers, 503 otherwise.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok", "store": state.store.kind()})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            Error::Unavailable(e.to_string()).into_response()
+        }
+    }
+}
+
+/// `GET /collections` (OGC API Features `/req/core/fc-md-success`).
+async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
+    let urls = Urls::new(&base_url(&state, &headers));
+    let collections = state.store.collections().await?;
+    Ok(json_response(
+        "application/json",
+        api::collections(&urls, &collections),
+    ))
+}
+
+/// `GET /collections/{collectionId}` (OGC API Features `/req/core/sfc-md-success`).
+async fn collection(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(collection_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let collection = state
+        .store
+        .collection(&collection_id)
+        .await?
+        .ok_or_else(|| collection_not_found(&collection_id))?;
+    let mut body = String::with_capacity(collection.content.len() + 1024);
+    api::write_collection(&urls, &collection, &mut body);
+    Ok(json_response("application/json", body))
+}
+
+fn collection_not_found(id: &str) -> Error {
+    Error::NotFound(format!(
+        "collection '{id}' not found; /collections lists the collections"
+    ))
+}
+
+/// `GET /collections/{collectionId}/items/{featureId}` (OGC API Features `/req/core/f-success`).
+async fn item(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((collection_id, item_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let Some(item) = state.store.item(&collection_id, &item_id).await? else {
+        if state.store.collection(&collection_id).await?.is_none() {
+            return Err(collection_not_found(&collection_id));
+        }
+        return Err(Error::NotFound(format!(
+            "item '{item_id}' not found in collection '{collection_id}'"
+        )));
+    };
+    let mut body = String::with_capacity(item.content.len() + 1024);
+    api::write_item(&urls, &item, &mut body);
+    Ok(json_response(GEOJSON, body))
+}
+
+/// How the page links of a search repeat the request.
+enum Repeat {
+    /// GET: the original query string (without `token`) at this path.
+    Get {
+        path: String,
+        query: Vec<(String, String)>,
+    },
+    /// POST: the original body.
+    Post { body: Map<String, Value> },
+}
+
+/// Runs a validated search and builds the item collection response.
+async fn run_search(
+    state: &AppState,
+    urls: &Urls,
+    raw: RawSearch,
+    mut query: ItemQuery,
+    repeat: Repeat,
+    collection: Option<&str>,
+) -> Result<Response> {
+    if let Some(token) = raw.token.as_deref().filter(|t| !t.is_empty()) {
+        query.cursor = Some(state.signer.decode(token, &query)?);
+    }
+    let page = state.store.search(&query).await?;
+    let links = page_links(state, urls, &query, &page, &repeat, collection);
+    let body = api::item_collection(urls, &page, &links);
+    let mut response = json_response(GEOJSON, body);
+    if page.matched_is_estimate {
+        response
+            .headers_mut()
+            .insert("x-number-matched-estimate", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn page_links(
+    state: &AppState,
+    urls: &Urls,
+    query: &ItemQuery,
+    page: &ItemPage,
+    repeat: &Repeat,
+    collection: Option<&str>,
+) -> Vec<Value> {
+    let mut links = Vec::new();
+    let self_href = match repeat {
+        Repeat::Get { path, query: pairs } => href_with(urls, path, pairs, None),
+        Repeat::Post { .. } => urls.path("/search"),
+    };
+    links.push(json!({"rel": "self", "href": self_href, "type": GEOJSON}));
+    links.push(json!({"rel": "root", "href": urls.root(), "type": "application/json"}));
+    if let Some(collection) = collection {
+        links.push(json!({"rel": "parent", "href": urls.collection(collection), "type": "application/json"}));
+        links.push(
+            json!({"rel": "collection", "href": urls.collection(collection), "type": "application/json"}),
+        );
+    }
+    let boundaries = [
+        (page.has_next, "next", Direction::Next, page.items.last()),
+        (page.has_prev, "prev", Direction::Prev, page.items.first()),
+    ];
+    for (present, rel, direction, boundary) in boundaries {
+        let (true, Some(boundary)) = (present, boundary) else {
+            continue;
+        };
+        let cursor = Cursor {
+            direction,
+            key: boundary.key.clone(),
+        };
+        let token = state.signer.encode(&cursor, query);
+        links.push(match repeat {
+            Repeat::Get { path, query: pairs } => {
+                json!({"rel": rel, "href": href_with(urls, path, pairs, Some(&token)), "type": GEOJSON, "method": "GET"})
+            }
+            Repeat::Post { body } => {
+                let mut body = body.clone();
+                body.insert("token".into(), Value::String(token));
+                json!({"rel": rel, "href": urls.path("/search"), "type": GEOJSON, "method": "POST",
+                    "body": body, "merge": false})
+            }
+        });
+    }
+    links
+}
+
+fn href_with(urls: &Urls, path: &str, pairs: &[(String, String)], token: Option<&str>) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        serializer.append_pair(key, value);
+    }
+    if let Some(token) = token {
+        serializer.append_pair("token", token);
+    }
+    let query = serializer.finish();
+    if query.is_empty() {
+        urls.path(path)
+    } else {
+        format!("{}?{query}", urls.path(path))
+    }
+}
+
+/// The original query pairs without `token`, for page links.
+fn repeat_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "token")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// `GET /collections/{collectionId}/items` (OGC API Features `/req/core/fc-op`).
+async fn items(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(collection_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let query_string = query.unwrap_or_default();
+    let raw = search::from_query_string(&query_string, Endpoint::Items(&collection_id))?;
+    if state.store.collection(&collection_id).await?.is_none() {
+        return Err(collection_not_found(&collection_id));
+    }
+    let mut query = search::validate(&raw, &state.limits)?;
+    query.collections = vec![collection_id.clone()];
+    let urls = Urls::new(&base_url(&state, &headers));
+    let path = format!("/collections/{}/items", api::segment(&collection_id));
+    let repeat = Repeat::Get {
+        path,
+        query: repeat_pairs(&query_string),
+    };
+    run_search(&state, &urls, raw, query, repeat, Some(&collection_id)).await
+}
+
+/// `GET /search` (STAC API Item Search).
+async fn search_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let query_string = query.unwrap_or_default();
+    let raw = search::from_query_string(&query_string, Endpoint::Search)?;
+    let query = search::validate(&raw, &state.limits)?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let repeat = Repeat::Get {
+        path: "/search".into(),
+        query: repeat_pairs(&query_string),
+    };
+    run_search(&state, &urls, raw, query, repeat, None).await
+}
+
+/// `POST /search` (STAC API Item Search) with a JSON body.
+async fn search_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let body = json_object_body(&headers, &body)?;
+    let raw = search::from_body(&body)?;
+    let query = search::validate(&raw, &state.limits)?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let mut repeat_body = body;
+    repeat_body.remove("token");
+    run_search(
+        &state,
+        &urls,
+        raw,
+        query,
+        Repeat::Post { body: repeat_body },
+        None,
+    )
+    .await
+}
+
+/// Checks the media type and parses a JSON object body.
+fn json_object_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let is_json =
+        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !is_json {
+        return Err(Error::UnsupportedMediaType(format!(
+            "request body must be JSON with Content-Type: application/json (found '{content_type}')"
+        )));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::InvalidBody(
+            "the request body must be a JSON object".into(),
+        )),
+        Err(e) => Err(Error::InvalidBody(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
+}

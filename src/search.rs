@@ -1,0 +1,519 @@
+//! Parsing of item search requests (GET query strings and POST bodies) into
+//! one validated [`ItemQuery`].
+//!
+//! GET parameters are read through `stac::api::GetSearch` and POST bodies as
+//! JSON objects; both end in [`RawSearch`] and go through the same checks, so
+//! the two methods accept and reject exactly the same searches.
+
+use serde_json::{Map, Value};
+use stac::api::GetSearch;
+
+use crate::error::Error;
+use crate::geometry::{envelope, parse_geojson};
+use crate::store::{ItemQuery, SpatialFilter};
+
+/// Bounds that apply to every search, from the server configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchLimits {
+    /// Page size when the request gives none.
+    pub default_limit: usize,
+    /// Largest page size; larger requests are clamped to it.
+    pub max_limit: usize,
+    /// Exact `numberMatched` up to this count; above it the count may be an estimate.
+    pub count_limit: u64,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        SearchLimits {
+            default_limit: 10,
+            max_limit: 10_000,
+            count_limit: 10_000,
+        }
+    }
+}
+
+/// Most entries accepted in `ids` or `collections`.
+pub const MAX_LIST_LEN: usize = 10_000;
+
+/// Which endpoint a search came through, since they accept different parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `/search`.
+    Search,
+    /// `/collections/{id}/items`, with the collection id of the path.
+    Items(&'a str),
+}
+
+/// Query parameters that clients send and that do not change the result:
+/// `f` selects an encoding (JSON is the only one), and the CRS parameters are
+/// accepted when they name WGS 84 longitude/latitude, the only CRS served.
+const IGNORED_PARAMETERS: &[&str] = &["f"];
+const CRS84: &[&str] = &[
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+];
+
+/// Parameters of STAC API extensions that this server does not implement yet.
+const UNSUPPORTED_PARAMETERS: &[&str] = &[
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "fields",
+    "query",
+    "q",
+];
+
+/// A search before validation: each member as the client sent it.
+#[derive(Debug, Default, Clone)]
+pub struct RawSearch {
+    /// `bbox` numbers.
+    pub bbox: Option<Vec<f64>>,
+    /// `intersects` GeoJSON geometry.
+    pub intersects: Option<Value>,
+    /// `datetime` text.
+    pub datetime: Option<String>,
+    /// `ids`.
+    pub ids: Option<Vec<String>>,
+    /// `collections`.
+    pub collections: Option<Vec<String>>,
+    /// `limit`, as given.
+    pub limit: Option<String>,
+    /// Pagination token.
+    pub token: Option<String>,
+}
+
+/// Reads a GET query string into a [`RawSearch`]. Unknown parameters are a 400
+/// that names them.
+pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearch, Error> {
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+        if !seen.insert(key.to_string()) {
+            return Err(Error::InvalidParameter(format!(
+                "parameter '{key}' is given more than once; give it once, with a comma-separated list where it takes several values"
+            )));
+        }
+    }
+    let get: GetSearch = serde_urlencoded::from_str(query)
+        .map_err(|e| Error::InvalidParameter(format!("invalid query string: {e}")))?;
+
+    let mut unknown = Vec::new();
+    let mut unsupported = Vec::new();
+    let mut token = None;
+    for (key, value) in &get.items.additional_fields {
+        match key.as_str() {
+            "token" => token = Some(value.clone()),
+            "crs" | "bbox-crs" => check_crs(key, value)?,
+            k if IGNORED_PARAMETERS.contains(&k) => {}
+            k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
+            k => unknown.push(k.to_string()),
+        }
+    }
+    for (present, name) in [
+        (get.items.fields.is_some(), "fields"),
+        (get.items.sortby.is_some(), "sortby"),
+        (get.items.filter.is_some(), "filter"),
+        (get.items.filter_lang.is_some(), "filter-lang"),
+        (get.items.filter_crs.is_some(), "filter-crs"),
+    ] {
+        if present {
+            unsupported.push(name.to_string());
+        }
+    }
+    if let Endpoint::Items(collection) = endpoint {
+        // pystac-client repeats the path's collection as `collections=`; that one is harmless.
+        let other_collection = get.collections.as_deref().is_some_and(|c| c != collection);
+        for (present, name) in [
+            (get.intersects.is_some(), "intersects"),
+            (get.ids.is_some(), "ids"),
+            (other_collection, "collections"),
+        ] {
+            if present {
+                unknown.push(name.to_string());
+            }
+        }
+    }
+    reject_unknown(&unknown, endpoint)?;
+    reject_unsupported(&unsupported)?;
+
+    let bbox = get
+        .items
+        .bbox
+        .as_deref()
+        .map(|text| {
+            text.split(',')
+                .map(|part| {
+                    part.trim().parse::<f64>().map_err(|_| {
+                        Error::parameter("bbox", text, "expected 4 or 6 comma-separated numbers")
+                    })
+                })
+                .collect::<Result<Vec<f64>, Error>>()
+        })
+        .transpose()?;
+    let intersects = get
+        .intersects
+        .as_deref()
+        .map(|text| {
+            serde_json::from_str::<Value>(text).map_err(|e| {
+                Error::parameter("intersects", text, format!("not a JSON GeoJSON geometry ({e})"))
+            })
+        })
+        .transpose()?;
+    Ok(RawSearch {
+        bbox,
+        intersects,
+        datetime: get.items.datetime,
+        ids: get.ids.as_deref().map(split_list),
+        collections: get.collections.as_deref().map(split_list),
+        limit: get.items.limit,
+        token,
+    })
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn check_crs(key: &str, value: &str) -> Result<(), Error> {
+    if CRS84.contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::parameter(
+            key,
+            value,
+            "only WGS 84 longitude/latitude is served: use http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        ))
+    }
+}
+
+fn reject_unknown(unknown: &[String], endpoint: Endpoint<'_>) -> Result<(), Error> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let allowed = match endpoint {
+        Endpoint::Search => "bbox, intersects, datetime, ids, collections, limit, token, f",
+        Endpoint::Items(_) => "bbox, datetime, limit, token, f",
+    };
+    Err(Error::UnknownParameter(format!(
+        "unknown query parameter(s): {}; this endpoint accepts {allowed}",
+        unknown.join(", ")
+    )))
+}
+
+fn reject_unsupported(unsupported: &[String]) -> Result<(), Error> {
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(Error::NotImplemented(format!(
+        "parameter(s) not supported by this server: {}; see /conformance for the supported classes",
+        unsupported.join(", ")
+    )))
+}
+
+/// Reads a POST `/search` body into a [`RawSearch`].
+pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
+    let mut raw = RawSearch::default();
+    let mut unsupported = Vec::new();
+    for (key, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "bbox" => raw.bbox = Some(number_list(value)?),
+            "intersects" => raw.intersects = Some(value.clone()),
+            "datetime" => raw.datetime = Some(string_member(key, value)?),
+            "ids" => raw.ids = Some(string_list(key, value)?),
+            "collections" => raw.collections = Some(string_list(key, value)?),
+            "limit" => {
+                raw.limit = Some(match value {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    other => return Err(Error::parameter("limit", other, "expected a positive integer")),
+                })
+            }
+            "token" => raw.token = Some(string_member(key, value)?),
+            k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
+            // Other members (such as `conf` or vendor hints) do not select items; they are ignored
+            // as the STAC API allows, but kept in the body that `next` links send back.
+            _ => {}
+        }
+    }
+    reject_unsupported(&unsupported)?;
+    Ok(raw)
+}
+
+fn number_list(value: &Value) -> Result<Vec<f64>, Error> {
+    let invalid = || Error::parameter("bbox", value, "expected an array of 4 or 6 numbers");
+    value
+        .as_array()
+        .ok_or_else(invalid)?
+        .iter()
+        .map(|v| v.as_f64().ok_or_else(invalid))
+        .collect()
+}
+
+fn string_member(key: &str, value: &Value) -> Result<String, Error> {
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::parameter(key, value, "expected a string"))
+}
+
+fn string_list(key: &str, value: &Value) -> Result<Vec<String>, Error> {
+    let invalid = || Error::parameter(key, value, "expected an array of strings");
+    value
+        .as_array()
+        .ok_or_else(invalid)?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(invalid))
+        .collect()
+}
+
+/// Validates a raw search into an [`ItemQuery`]. The pagination token is left
+/// to the caller, which needs the validated query to check it.
+pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Error> {
+    if raw.bbox.is_some() && raw.intersects.is_some() {
+        return Err(Error::InvalidParameter(
+            "'bbox' and 'intersects' cannot be used together; give one of them".into(),
+        ));
+    }
+    let bboxes = match &raw.bbox {
+        Some(numbers) => parse_bbox(numbers)?,
+        None => Vec::new(),
+    };
+    let intersects = match &raw.intersects {
+        Some(value) => {
+            let geometry = parse_geojson(value, "intersects").map_err(Error::InvalidParameter)?;
+            let bbox = envelope(&geometry)
+                .ok_or_else(|| Error::parameter("intersects", value, "the geometry is empty"))?;
+            Some(SpatialFilter {
+                geometry,
+                geojson: value.to_string(),
+                bbox,
+            })
+        }
+        None => None,
+    };
+    let datetime = raw
+        .datetime
+        .as_deref()
+        .map(|text| crate::datetime::parse_interval(text).map_err(|e| Error::parameter("datetime", text, e)))
+        .transpose()?;
+    let limit = match raw.limit.as_deref() {
+        None => limits.default_limit,
+        Some(text) => {
+            let value: i64 = text
+                .trim()
+                .parse()
+                .map_err(|_| Error::parameter("limit", text, "expected an integer from 1 upwards"))?;
+            if value < 1 {
+                return Err(Error::parameter("limit", text, "must be at least 1"));
+            }
+            usize::try_from(value).unwrap_or(usize::MAX).min(limits.max_limit)
+        }
+    };
+    Ok(ItemQuery {
+        collections: dedup_list("collections", raw.collections.as_deref())?,
+        ids: dedup_list("ids", raw.ids.as_deref())?,
+        bboxes,
+        intersects,
+        datetime,
+        limit,
+        cursor: None,
+        count_limit: limits.count_limit,
+    })
+}
+
+fn dedup_list(name: &str, values: Option<&[String]>) -> Result<Vec<String>, Error> {
+    let Some(values) = values else {
+        return Ok(Vec::new());
+    };
+    let mut list: Vec<String> = values.to_vec();
+    list.sort();
+    list.dedup();
+    if list.len() > MAX_LIST_LEN {
+        return Err(Error::InvalidParameter(format!(
+            "'{name}' has {} entries; at most {MAX_LIST_LEN} are accepted",
+            list.len()
+        )));
+    }
+    if list.is_empty() {
+        return Err(Error::InvalidParameter(format!(
+            "'{name}' is empty; leave it out to match every {}",
+            if name == "ids" { "id" } else { "collection" }
+        )));
+    }
+    Ok(list)
+}
+
+/// Checks a bbox and splits one that crosses the antimeridian (west > east)
+/// into two boxes, one on each side.
+pub fn parse_bbox(numbers: &[f64]) -> Result<Vec<[f64; 4]>, Error> {
+    let text = numbers
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let [west, south, east, north] = match *numbers {
+        [w, s, e, n] => [w, s, e, n],
+        [w, s, _, e, n, _] => [w, s, e, n],
+        _ => {
+            return Err(Error::parameter(
+                "bbox",
+                &text,
+                format!("expected 4 or 6 numbers, found {}", numbers.len()),
+            ));
+        }
+    };
+    if numbers.iter().any(|n| !n.is_finite()) {
+        return Err(Error::parameter("bbox", &text, "numbers must be finite"));
+    }
+    if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
+        return Err(Error::parameter(
+            "bbox",
+            &text,
+            "longitudes must be within -180..180",
+        ));
+    }
+    if !(-90.0..=90.0).contains(&south) || !(-90.0..=90.0).contains(&north) {
+        return Err(Error::parameter(
+            "bbox",
+            &text,
+            "latitudes must be within -90..90",
+        ));
+    }
+    if south > north {
+        return Err(Error::parameter(
+            "bbox",
+            &text,
+            "the south edge is north of the north edge",
+        ));
+    }
+    if let [_, _, min_z, _, _, max_z] = *numbers
+        && min_z > max_z
+    {
+        return Err(Error::parameter(
+            "bbox",
+            &text,
+            "the minimum elevation is above the maximum",
+        ));
+    }
+    if west > east {
+        Ok(vec![[west, south, 180.0, north], [-180.0, south, east, north]])
+    } else {
+        Ok(vec![[west, south, east, north]])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> SearchLimits {
+        SearchLimits::default()
+    }
+
+    #[test]
+    fn get_parses_every_parameter() {
+        let raw = from_query_string(
+            "bbox=-10,-5,10,5&datetime=2021-01-01T00:00:00Z/..&ids=a,b&collections=c&limit=5&token=t&f=json",
+            Endpoint::Search,
+        )
+        .unwrap();
+        assert_eq!(raw.bbox, Some(vec![-10.0, -5.0, 10.0, 5.0]));
+        assert_eq!(raw.ids, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(raw.token.as_deref(), Some("t"));
+        let query = validate(&raw, &limits()).unwrap();
+        assert_eq!(query.limit, 5);
+        assert_eq!(query.collections, vec!["c"]);
+    }
+
+    #[test]
+    fn unknown_parameter_is_named() {
+        let error = from_query_string("limit=2&colections=a", Endpoint::Search).unwrap_err();
+        assert!(matches!(error, Error::UnknownParameter(_)));
+        assert!(error.to_string().contains("colections"));
+        let error = from_query_string("ids=a", Endpoint::Items("c")).unwrap_err();
+        assert!(error.to_string().contains("ids"));
+        assert!(from_query_string("collections=c", Endpoint::Items("c")).is_ok());
+        assert!(from_query_string("collections=d", Endpoint::Items("c")).is_err());
+    }
+
+    #[test]
+    fn unsupported_extension_is_explicit() {
+        let error = from_query_string("sortby=-datetime", Endpoint::Search).unwrap_err();
+        assert!(matches!(error, Error::NotImplemented(_)), "{error}");
+    }
+
+    #[test]
+    fn limit_is_clamped_and_checked() {
+        let raw = RawSearch {
+            limit: Some("100000".into()),
+            ..RawSearch::default()
+        };
+        assert_eq!(validate(&raw, &limits()).unwrap().limit, 10_000);
+        for bad in ["0", "-1", "ten", "1.5"] {
+            let raw = RawSearch {
+                limit: Some(bad.into()),
+                ..RawSearch::default()
+            };
+            let error = validate(&raw, &limits()).unwrap_err();
+            assert!(error.to_string().contains("limit"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn bbox_checks_and_antimeridian_split() {
+        assert_eq!(parse_bbox(&[170.0, -20.0, -170.0, -10.0]).unwrap().len(), 2);
+        assert_eq!(
+            parse_bbox(&[0.0, 0.0, 0.0, 1.0, 1.0, 10.0]).unwrap(),
+            vec![[0.0, 0.0, 1.0, 1.0]]
+        );
+        assert_eq!(
+            parse_bbox(&[1.0, 1.0, 1.0, 1.0]).unwrap().len(),
+            1,
+            "a point bbox is allowed"
+        );
+        for bad in [
+            vec![0.0, 0.0, 1.0],
+            vec![0.0, 10.0, 1.0, 5.0],
+            vec![0.0, 0.0, 200.0, 1.0],
+            vec![0.0, -91.0, 1.0, 1.0],
+        ] {
+            assert!(parse_bbox(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn post_body_types_are_checked() {
+        let body = json!({"bbox": "1,2,3,4"});
+        assert!(from_body(body.as_object().unwrap()).is_err());
+        let body = json!({"collections": "naip"});
+        assert!(
+            from_body(body.as_object().unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("collections")
+        );
+        let body = json!({"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}});
+        let raw = from_body(body.as_object().unwrap()).unwrap();
+        assert!(validate(&raw, &limits()).is_err(), "bbox with intersects");
+    }
+
+    #[test]
+    fn repeated_parameter_is_rejected() {
+        assert!(from_query_string("collections=a&collections=b", Endpoint::Search).is_err());
+    }
+
+    #[test]
+    fn empty_lists_are_rejected() {
+        let raw = from_query_string("ids=", Endpoint::Search).unwrap();
+        assert!(validate(&raw, &limits()).is_err());
+    }
+}

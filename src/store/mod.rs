@@ -1,0 +1,259 @@
+//! Storage behind one trait, with an embedded SQLite store and a PostgreSQL +
+//! PostGIS store, chosen by the database URL.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use geo::Geometry;
+
+use crate::error::{Error, Result};
+use crate::prepare::{PreparedCollection, PreparedItem};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A validated item search, ready for a store to run.
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    /// Collections to search; empty means all.
+    pub collections: Vec<String>,
+    /// Item ids to match; empty means any.
+    pub ids: Vec<String>,
+    /// Boxes `[west, south, east, north]` in WGS 84; an item matches when it
+    /// intersects any of them. A box that crosses the antimeridian arrives here
+    /// already split in two.
+    pub bboxes: Vec<[f64; 4]>,
+    /// A geometry the item must intersect exactly.
+    pub intersects: Option<SpatialFilter>,
+    /// Interval the item's time span must overlap, in microseconds since the
+    /// Unix epoch, both ends inclusive; `None` is an open end.
+    pub datetime: Option<(Option<i64>, Option<i64>)>,
+    /// Page size.
+    pub limit: usize,
+    /// Where the page starts, taken from a pagination token.
+    pub cursor: Option<Cursor>,
+    /// Count matches exactly up to this many; above it `number_matched` may be an estimate.
+    pub count_limit: u64,
+}
+
+/// A geometry filter, kept in both forms the stores need.
+#[derive(Debug, Clone)]
+pub struct SpatialFilter {
+    /// The geometry, for exact tests in Rust.
+    pub geometry: Geometry<f64>,
+    /// The geometry as GeoJSON text, for PostGIS.
+    pub geojson: String,
+    /// Its bounding box `[west, south, east, north]`.
+    pub bbox: [f64; 4],
+}
+
+/// Sort key of an item in the default order: datetime descending, then
+/// collection and id ascending. Keyset pagination compares against it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SortKey {
+    /// Start of the item's time span, microseconds since the Unix epoch.
+    pub datetime: i64,
+    /// Collection id.
+    pub collection: String,
+    /// Item id.
+    pub id: String,
+}
+
+/// Which side of a sort key a page lies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Direction {
+    /// Items after the key (the `next` link).
+    #[serde(rename = "n")]
+    Next,
+    /// Items before the key (the `prev` link).
+    #[serde(rename = "p")]
+    Prev,
+}
+
+/// A position in the result set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Whether the page comes after or before `key`.
+    pub direction: Direction,
+    /// The boundary item, which the page excludes.
+    pub key: SortKey,
+}
+
+/// A stored item as the store returns it.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    /// The sort key, for pagination.
+    pub key: SortKey,
+    /// The item JSON object without its `links` member.
+    pub content: String,
+    /// Links the item carried that are not server links, as a JSON array.
+    pub extra_links: String,
+}
+
+/// One page of search results, in the default order.
+#[derive(Debug, Default)]
+pub struct ItemPage {
+    /// The items of the page.
+    pub items: Vec<StoredItem>,
+    /// Whether items follow the last one.
+    pub has_next: bool,
+    /// Whether items precede the first one.
+    pub has_prev: bool,
+    /// How many items match the whole search.
+    pub number_matched: Option<u64>,
+    /// Whether `number_matched` is an estimate rather than an exact count.
+    pub matched_is_estimate: bool,
+}
+
+/// A stored collection.
+#[derive(Debug, Clone)]
+pub struct StoredCollection {
+    /// The collection id.
+    pub id: String,
+    /// The collection JSON object without its `links` member.
+    pub content: String,
+    /// Links the collection carried that are not server links, as a JSON array.
+    pub extra_links: String,
+}
+
+/// How `insert_items` treats an item whose id already exists in its collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMode {
+    /// Reject the whole batch and name the duplicate ids.
+    Insert,
+    /// Replace the stored item.
+    Upsert,
+}
+
+/// The storage operations the API needs. Each store runs the same searches and
+/// returns the same answers; the behavioural test suite checks that.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Short name of the store kind, for logs and `/health`.
+    fn kind(&self) -> &'static str;
+
+    /// The database engine and version, such as `SQLite 3.46.0`.
+    async fn version(&self) -> Result<String>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Returns the key that signs pagination tokens, creating it on first use.
+    /// It is stored in the database so every server on the same store shares it.
+    async fn secret(&self) -> Result<Vec<u8>>;
+
+    /// Lists all collections, ordered by id.
+    async fn collections(&self) -> Result<Vec<StoredCollection>>;
+
+    /// Fetches one collection.
+    async fn collection(&self, id: &str) -> Result<Option<StoredCollection>>;
+
+    /// Fetches one item.
+    async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>>;
+
+    /// Runs a search and returns one page.
+    async fn search(&self, query: &ItemQuery) -> Result<ItemPage>;
+
+    /// Inserts or replaces a collection.
+    async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()>;
+
+    /// Writes items in one transaction: all of them or none. Fails with
+    /// `Error::Conflict` naming the ids when `mode` is `Insert` and some exist,
+    /// and with `Error::NotFound` when a collection does not exist.
+    async fn insert_items(&self, items: &[PreparedItem], mode: InsertMode) -> Result<u64>;
+}
+
+/// Opens the store a database URL names: `sqlite://PATH` (created when
+/// missing) or `postgres://...` / `postgresql://...`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else {
+        Err(Error::InvalidParameter(format!(
+            "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST:PORT/DB",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Trims a page read with one extra row (to learn whether more follow), puts
+/// it in the default order, and works out which page links exist.
+fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: (u64, bool)) -> ItemPage {
+    let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
+    let more = items.len() > query.limit;
+    items.truncate(query.limit);
+    let (has_next, has_prev) = match (&query.cursor, direction) {
+        (None, _) => (more, false),
+        (Some(_), Direction::Next) => (more, true),
+        (Some(_), Direction::Prev) => {
+            items.reverse();
+            (true, more)
+        }
+    };
+    ItemPage {
+        items,
+        has_next,
+        has_prev,
+        number_matched: Some(matched.0),
+        matched_is_estimate: matched.1,
+    }
+}
+
+/// Builds the conflict error for ids that already exist, naming the first few.
+fn duplicate_error(duplicates: &[String]) -> Error {
+    const SHOWN: usize = 20;
+    let mut names = duplicates
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if duplicates.len() > SHOWN {
+        names.push_str(&format!(" and {} more", duplicates.len() - SHOWN));
+    }
+    Error::Conflict(format!(
+        "{} item(s) already exist (collection/id): {names}; use upsert to replace them",
+        duplicates.len()
+    ))
+}
+
+/// Hides the password of a database URL so it can be logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,325 @@
+//! The PostgreSQL + PostGIS store.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+use super::sql::{self, Arg, Dialect};
+use super::{
+    Backend, Direction, InsertMode, ItemPage, ItemQuery, SortKey, StoredCollection, StoredItem,
+    duplicate_error, finish_page,
+};
+use crate::error::{Error, Result};
+use crate::prepare::{PreparedCollection, PreparedItem};
+
+/// The PostgreSQL catalog store.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "catalog".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/postgres/0001_catalog.sql").into_sql_str(),
+        false,
+    )])
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn bind_all<'q>(mut query: PgQuery<'q>, args: &[Arg]) -> PgQuery<'q> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(v) => query.bind(v.clone()),
+            Arg::TextList(v) => query.bind(v.clone()),
+            Arg::Float(v) => query.bind(*v),
+            Arg::Time(v) => query.bind(to_time(*v)),
+            Arg::Bytes(v) => query.bind(v.clone()),
+        };
+    }
+    query
+}
+
+const ITEM_COLUMNS: &str =
+    "i.collection, i.id, i.datetime, i.content::text AS content, i.extra_links::text AS extra_links";
+
+impl PostgresStore {
+    /// Connects, and checks that PostGIS is available.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = PostgresStore { pool };
+        store.ensure_postgis().await?;
+        Ok(store)
+    }
+
+    /// Creates the PostGIS extension when it is installed but not enabled, and
+    /// fails with a clear message when it is not installed at all.
+    async fn ensure_postgis(&self) -> Result<()> {
+        let enabled: Option<String> =
+            sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+                .fetch_optional(&self.pool)
+                .await?;
+        if enabled.is_some() {
+            return Ok(());
+        }
+        let available: Option<String> =
+            sqlx::query_scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'")
+                .fetch_optional(&self.pool)
+                .await?;
+        if available.is_none() {
+            return Err(Error::Unavailable(
+                "PostGIS is not installed on this PostgreSQL server; install it (on Debian: \
+                 apt-get install postgresql-15-postgis-3) and restart"
+                    .into(),
+            ));
+        }
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "PostGIS is installed but not enabled in this database, and enabling it failed ({e}); \
+                     run CREATE EXTENSION postgis as a superuser"
+                ))
+            })?;
+        Ok(())
+    }
+
+    fn decode_item(row: &PgRow) -> Result<StoredItem> {
+        let datetime: DateTime<Utc> = row.try_get("datetime")?;
+        Ok(StoredItem {
+            key: SortKey {
+                collection: row.try_get("collection")?,
+                id: row.try_get("id")?,
+                datetime: datetime.timestamp_micros(),
+            },
+            content: row.try_get("content")?,
+            extra_links: row.try_get("extra_links")?,
+        })
+    }
+
+    /// Counts matches exactly up to `query.count_limit`; above it, returns the
+    /// planner's row estimate (never less than the exact bound).
+    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        let filter = sql::filter(query, Dialect::Postgres).map_err(Error::Internal)?;
+        let bounded = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM stacd.items i {} LIMIT {}) s",
+            filter.sql,
+            query.count_limit + 1
+        );
+        let count: i64 = bind_all(sqlx::query(AssertSqlSafe(bounded)), &filter.args)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let count = count as u64;
+        if count <= query.count_limit {
+            return Ok((count, false));
+        }
+        let explain = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM stacd.items i {}", filter.sql);
+        let plan: serde_json::Value = bind_all(sqlx::query(AssertSqlSafe(explain)), &filter.args)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64;
+        Ok((estimate.max(count), true))
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn version(&self) -> Result<String> {
+        let row = sqlx::query("SELECT current_setting('server_version'), postgis_lib_version()")
+            .fetch_one(&self.pool)
+            .await?;
+        let server: String = row.try_get(0)?;
+        let postgis: String = row.try_get(1)?;
+        Ok(format!("PostgreSQL {server}, PostGIS {postgis}"))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>> {
+        let fresh = uuid::Uuid::new_v4().as_bytes().to_vec();
+        sqlx::query(
+            "INSERT INTO stacd.settings (key, value) VALUES ('token_key', $1) ON CONFLICT DO NOTHING",
+        )
+        .bind(fresh)
+        .execute(&self.pool)
+        .await?;
+        let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM stacd.settings WHERE key = 'token_key'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(key)
+    }
+
+    async fn collections(&self) -> Result<Vec<StoredCollection>> {
+        let rows =
+            sqlx::query("SELECT id, content::text, extra_links::text FROM stacd.collections ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredCollection {
+                    id: row.try_get(0)?,
+                    content: row.try_get(1)?,
+                    extra_links: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn collection(&self, id: &str) -> Result<Option<StoredCollection>> {
+        let row =
+            sqlx::query("SELECT id, content::text, extra_links::text FROM stacd.collections WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(StoredCollection {
+                id: row.try_get(0)?,
+                content: row.try_get(1)?,
+                extra_links: row.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
+        let text = format!("SELECT {ITEM_COLUMNS} FROM stacd.items i WHERE i.collection = $1 AND i.id = $2");
+        let row = sqlx::query(AssertSqlSafe(text))
+            .bind(collection)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::decode_item).transpose()
+    }
+
+    async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
+        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
+        let filter = sql::filter_with_cursor(query, query.cursor.as_ref(), Dialect::Postgres)
+            .map_err(Error::Internal)?;
+        let text = format!(
+            "SELECT {ITEM_COLUMNS} FROM stacd.items i {} {} LIMIT {}",
+            filter.sql,
+            sql::order_by(direction),
+            query.limit + 1
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(Self::decode_item).collect::<Result<Vec<_>>>()?;
+        Ok(finish_page(query, items, self.count(query).await?))
+    }
+
+    async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO stacd.collections (id, content, extra_links) VALUES ($1, $2::jsonb, $3::jsonb) \
+             ON CONFLICT (id) DO UPDATE SET content = excluded.content, extra_links = excluded.extra_links",
+        )
+        .bind(&collection.id)
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_items(&self, items: &[PreparedItem], mode: InsertMode) -> Result<u64> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+
+        let wanted: Vec<String> = items
+            .iter()
+            .map(|i| i.collection.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM stacd.collections WHERE id = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await?;
+        if let Some(missing) = wanted.iter().find(|c| !found.contains(c)) {
+            return Err(Error::NotFound(format!(
+                "collection '{missing}' does not exist; create it before adding items"
+            )));
+        }
+
+        // One statement per batch: the columns travel as arrays and UNNEST turns them into rows.
+        let on_conflict = match mode {
+            InsertMode::Insert => "ON CONFLICT (collection, id) DO NOTHING",
+            InsertMode::Upsert => {
+                "ON CONFLICT (collection, id) DO UPDATE SET datetime = excluded.datetime, \
+                 start_datetime = excluded.start_datetime, end_datetime = excluded.end_datetime, \
+                 geometry = excluded.geometry, content = excluded.content, extra_links = excluded.extra_links"
+            }
+        };
+        let text = format!(
+            "INSERT INTO stacd.items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
+             SELECT c, i, d, s, e, ST_GeomFromWKB(g, 4326), t::jsonb, l::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], \
+                         $6::bytea[], $7::text[], $8::text[]) AS u(c, i, d, s, e, g, t, l) \
+             {on_conflict} RETURNING collection, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(text))
+            .bind(items.iter().map(|i| i.collection.clone()).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| to_time(i.datetime)).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| to_time(i.start)).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| to_time(i.end)).collect::<Vec<_>>())
+            .bind(
+                items
+                    .iter()
+                    .map(|i| i.wkb.clone())
+                    .collect::<Vec<Option<Vec<u8>>>>(),
+            )
+            .bind(items.iter().map(|i| i.content.clone()).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| i.extra_links.clone()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.len() != items.len() {
+            let written: HashSet<(String, String)> = rows
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_>>()?;
+            let duplicates: Vec<String> = items
+                .iter()
+                .filter(|i| !written.contains(&(i.collection.clone(), i.id.clone())))
+                .map(|i| format!("{}/{}", i.collection, i.id))
+                .collect();
+            tx.rollback().await?;
+            return Err(duplicate_error(&duplicates));
+        }
+        tx.commit().await?;
+        Ok(items.len() as u64)
+    }
+}

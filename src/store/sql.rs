@@ -1,0 +1,273 @@
+//! The WHERE and ORDER BY clauses of an item search, written once for both
+//! SQL dialects. Every value is a bound parameter; only column names and
+//! placeholders are ever written into the SQL text.
+
+use geo::{Geometry, Intersects, Rect, coord};
+
+use crate::geometry::to_wkb;
+use crate::store::{Cursor, Direction, ItemQuery};
+
+/// The SQL dialect to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite with the R*Tree module.
+    Sqlite,
+    /// PostgreSQL with PostGIS.
+    Postgres,
+}
+
+/// A bound parameter value.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// A text value.
+    Text(String),
+    /// A list of text values (PostgreSQL arrays; SQLite gets one placeholder each).
+    TextList(Vec<String>),
+    /// A float.
+    Float(f64),
+    /// A time in microseconds since the Unix epoch.
+    Time(i64),
+    /// Binary data (WKB).
+    Bytes(Vec<u8>),
+}
+
+/// A WHERE clause with its parameters, and the geometries that the SQLite
+/// store must test exactly after the R*Tree has selected candidates.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// The condition, starting with `WHERE`, or empty.
+    pub sql: String,
+    /// Parameters in placeholder order.
+    pub args: Vec<Arg>,
+    /// Geometries an item must intersect (any of them); empty when there is
+    /// no spatial filter.
+    pub geometries: Vec<Geometry<f64>>,
+}
+
+impl Filter {
+    /// Tells whether a stored geometry passes the exact spatial test.
+    pub fn matches_geometry(&self, geometry: Option<&Geometry<f64>>) -> bool {
+        if self.geometries.is_empty() {
+            return true;
+        }
+        match geometry {
+            Some(g) => self.geometries.iter().any(|f| f.intersects(g)),
+            None => false,
+        }
+    }
+}
+
+struct Writer {
+    dialect: Dialect,
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Writer {
+    /// Adds a parameter and returns its placeholder.
+    fn bind(&mut self, arg: Arg) -> String {
+        let placeholder = match (&arg, self.dialect) {
+            (Arg::TextList(values), Dialect::Sqlite) => {
+                let list = vec!["?"; values.len().max(1)].join(", ");
+                format!("({list})")
+            }
+            (_, Dialect::Sqlite) => "?".to_string(),
+            (_, Dialect::Postgres) => format!("${}", self.args.len() + 1),
+        };
+        self.args.push(arg);
+        placeholder
+    }
+}
+
+/// Turns a box into the geometry it stands for: a point, a line or a polygon
+/// when it has zero width or height, so degenerate boxes still match.
+pub fn bbox_geometry(bbox: &[f64; 4]) -> Geometry<f64> {
+    let [west, south, east, north] = *bbox;
+    if west == east && south == north {
+        Geometry::Point(geo::Point::new(west, south))
+    } else if west == east || south == north {
+        Geometry::Line(geo::Line::new(
+            coord! { x: west, y: south },
+            coord! { x: east, y: north },
+        ))
+    } else {
+        Geometry::Rect(Rect::new(
+            coord! { x: west, y: south },
+            coord! { x: east, y: north },
+        ))
+    }
+}
+
+/// Writes the filter of a search, without pagination.
+pub fn filter(query: &ItemQuery, dialect: Dialect) -> Result<Filter, String> {
+    filter_with_cursor(query, None, dialect)
+}
+
+/// Writes the filter of a search, including the keyset condition of `cursor`.
+pub fn filter_with_cursor(
+    query: &ItemQuery,
+    cursor: Option<&Cursor>,
+    dialect: Dialect,
+) -> Result<Filter, String> {
+    let mut w = Writer {
+        dialect,
+        conditions: Vec::new(),
+        args: Vec::new(),
+    };
+
+    // Collections and ids: equality lists, served by the primary key and the id index.
+    let list_condition = |w: &mut Writer, column: &str, values: &[String]| {
+        let placeholder = w.bind(Arg::TextList(values.to_vec()));
+        let condition = match dialect {
+            Dialect::Sqlite => format!("i.{column} IN {placeholder}"),
+            Dialect::Postgres => format!("i.{column} = ANY({placeholder})"),
+        };
+        w.conditions.push(condition);
+    };
+    if !query.collections.is_empty() {
+        list_condition(&mut w, "collection", &query.collections);
+    }
+    if !query.ids.is_empty() {
+        list_condition(&mut w, "id", &query.ids);
+    }
+
+    // Space: the item must intersect any of the boxes, or the geometry.
+    let mut geometries: Vec<(Geometry<f64>, [f64; 4])> =
+        query.bboxes.iter().map(|b| (bbox_geometry(b), *b)).collect();
+    if let Some(spatial) = &query.intersects {
+        geometries.push((spatial.geometry.clone(), spatial.bbox));
+    }
+    if !geometries.is_empty() {
+        let mut alternatives = Vec::new();
+        for (geometry, bbox) in &geometries {
+            match dialect {
+                Dialect::Sqlite => {
+                    let [west, south, east, north] = *bbox;
+                    let max_x = w.bind(Arg::Float(west));
+                    let min_x = w.bind(Arg::Float(east));
+                    let max_y = w.bind(Arg::Float(south));
+                    let min_y = w.bind(Arg::Float(north));
+                    alternatives.push(format!(
+                        "SELECT pk FROM items_rtree WHERE max_x >= {max_x} AND min_x <= {min_x} \
+                         AND max_y >= {max_y} AND min_y <= {min_y}"
+                    ));
+                }
+                Dialect::Postgres => {
+                    let wkb = w.bind(Arg::Bytes(to_wkb(geometry)?));
+                    alternatives.push(format!("ST_Intersects(i.geometry, ST_GeomFromWKB({wkb}, 4326))"));
+                }
+            }
+        }
+        let condition = match dialect {
+            Dialect::Sqlite => format!("i.pk IN ({})", alternatives.join(" UNION ")),
+            Dialect::Postgres => format!("({})", alternatives.join(" OR ")),
+        };
+        w.conditions.push(condition);
+    }
+
+    // Time: the item's span [start, end] overlaps the requested interval.
+    if let Some((start, end)) = query.datetime {
+        if let Some(start) = start {
+            let p = w.bind(Arg::Time(start));
+            w.conditions.push(format!("i.end_datetime >= {p}"));
+        }
+        if let Some(end) = end {
+            let p = w.bind(Arg::Time(end));
+            w.conditions.push(format!("i.start_datetime <= {p}"));
+        }
+    }
+
+    // Keyset: strictly after (or before) the boundary item in the default order.
+    if let Some(cursor) = cursor {
+        let (time_op, text_op) = match cursor.direction {
+            Direction::Next => ("<", ">"),
+            Direction::Prev => (">", "<"),
+        };
+        let t1 = w.bind(Arg::Time(cursor.key.datetime));
+        let t2 = w.bind(Arg::Time(cursor.key.datetime));
+        let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
+        let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
+        let id = w.bind(Arg::Text(cursor.key.id.clone()));
+        w.conditions.push(format!(
+            "(i.datetime {time_op} {t1} OR (i.datetime = {t2} AND (i.collection {text_op} {c1} \
+             OR (i.collection = {c2} AND i.id {text_op} {id}))))"
+        ));
+    }
+
+    let sql = if w.conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", w.conditions.join(" AND "))
+    };
+    Ok(Filter {
+        sql,
+        args: w.args,
+        geometries: geometries.into_iter().map(|(g, _)| g).collect(),
+    })
+}
+
+/// The ORDER BY clause for a page read in `direction`. Pages before a cursor
+/// are read in reverse and flipped afterwards.
+pub fn order_by(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Next => "ORDER BY i.datetime DESC, i.collection ASC, i.id ASC",
+        Direction::Prev => "ORDER BY i.datetime ASC, i.collection DESC, i.id DESC",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SortKey;
+
+    #[test]
+    fn values_never_enter_the_sql_text() {
+        let query = ItemQuery {
+            collections: vec!["x'; DROP TABLE items; --".into()],
+            ids: vec!["a".into(), "b".into()],
+            bboxes: vec![[0.0, 0.0, 1.0, 1.0]],
+            datetime: Some((Some(1), None)),
+            ..ItemQuery::default()
+        };
+        let cursor = Cursor {
+            direction: Direction::Next,
+            key: SortKey {
+                datetime: 5,
+                collection: "c".into(),
+                id: "' OR 1=1".into(),
+            },
+        };
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let filter = filter_with_cursor(&query, Some(&cursor), dialect).unwrap();
+            assert!(!filter.sql.contains("DROP"), "{}", filter.sql);
+            assert!(!filter.sql.contains("OR 1=1"), "{}", filter.sql);
+        }
+    }
+
+    #[test]
+    fn sqlite_placeholders_match_args() {
+        let query = ItemQuery {
+            ids: vec!["a".into(), "b".into(), "c".into()],
+            bboxes: vec![[0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]],
+            ..ItemQuery::default()
+        };
+        let filter = filter(&query, Dialect::Sqlite).unwrap();
+        let placeholders = filter.sql.matches('?').count();
+        let values: usize = filter
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::TextList(v) => v.len(),
+                _ => 1,
+            })
+            .sum();
+        assert_eq!(placeholders, values);
+    }
+
+    #[test]
+    fn degenerate_boxes_become_points_and_lines() {
+        assert!(matches!(bbox_geometry(&[1.0, 1.0, 1.0, 1.0]), Geometry::Point(_)));
+        assert!(matches!(bbox_geometry(&[1.0, 1.0, 2.0, 1.0]), Geometry::Line(_)));
+        assert!(matches!(bbox_geometry(&[1.0, 1.0, 2.0, 2.0]), Geometry::Rect(_)));
+    }
+}

@@ -1,0 +1,350 @@
+//! The embedded SQLite store: one file, WAL journal, an R*Tree for candidate
+//! selection and exact geometry tests with `geo`.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+use super::sql::{self, Arg, Dialect};
+use super::{
+    Backend, Direction, InsertMode, ItemPage, ItemQuery, SortKey, StoredCollection, StoredItem,
+    duplicate_error, finish_page,
+};
+use crate::error::{Error, Result};
+use crate::geometry::from_wkb;
+use crate::prepare::{PreparedCollection, PreparedItem};
+
+/// The SQLite catalog store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: String,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "catalog".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_catalog.sql").into_sql_str(),
+        false,
+    )])
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_all<'q>(mut query: SqliteQuery<'q>, args: &[Arg]) -> SqliteQuery<'q> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(v) => query.bind(v.clone()),
+            Arg::TextList(values) => {
+                let mut q = query;
+                for v in values {
+                    q = q.bind(v.clone());
+                }
+                q
+            }
+            Arg::Time(v) => query.bind(*v),
+            Arg::Float(v) => query.bind(*v),
+            Arg::Bytes(v) => query.bind(v.clone()),
+        };
+    }
+    query
+}
+
+impl SqliteStore {
+    /// Opens (and creates when missing) the database file at `path`.
+    pub async fn open(path: &str) -> Result<Self> {
+        let path = if path.is_empty() { "stacd.sqlite" } else { path };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| Error::InvalidParameter(format!("invalid SQLite path '{path}': {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore {
+            pool,
+            path: path.to_string(),
+        })
+    }
+
+    fn decode_item(row: &SqliteRow) -> Result<StoredItem> {
+        Ok(StoredItem {
+            key: SortKey {
+                collection: row.try_get("collection")?,
+                id: row.try_get("id")?,
+                datetime: row.try_get("datetime")?,
+            },
+            content: row.try_get("content")?,
+            extra_links: row.try_get("extra_links")?,
+        })
+    }
+
+    /// Reads matching items in order, applying the exact geometry test, until
+    /// `wanted` pass.
+    async fn read_page(
+        &self,
+        query: &ItemQuery,
+        cursor: Option<&super::Cursor>,
+        direction: Direction,
+        wanted: usize,
+    ) -> Result<Vec<StoredItem>> {
+        let filter = sql::filter_with_cursor(query, cursor, Dialect::Sqlite).map_err(Error::Internal)?;
+        let spatial = !filter.geometries.is_empty();
+        // Without an exact test to apply, SQLite can stop at the page size.
+        let limit = if spatial {
+            String::new()
+        } else {
+            format!("LIMIT {wanted}")
+        };
+        let text = format!(
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links{geometry} FROM items i {where_} {order} {limit}",
+            geometry = if spatial { ", i.geometry" } else { "" },
+            where_ = filter.sql,
+            order = sql::order_by(direction),
+        );
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&self.pool);
+        let mut items = Vec::with_capacity(wanted.min(1024));
+        while let Some(row) = rows.try_next().await? {
+            if spatial {
+                let wkb: Option<Vec<u8>> = row.try_get("geometry")?;
+                let geometry = wkb
+                    .as_deref()
+                    .map(from_wkb)
+                    .transpose()
+                    .map_err(Error::Internal)?;
+                if !filter.matches_geometry(geometry.as_ref()) {
+                    continue;
+                }
+            }
+            items.push(Self::decode_item(&row)?);
+            if items.len() >= wanted {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// Counts matches exactly up to `query.count_limit`; above it, counts the
+    /// candidates that the indexes select, which may overcount spatial searches.
+    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        let filter = sql::filter(query, Dialect::Sqlite).map_err(Error::Internal)?;
+        if filter.geometries.is_empty() {
+            let text = format!("SELECT count(*) FROM items i {}", filter.sql);
+            let count: i64 = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            return Ok((count as u64, false));
+        }
+        let text = format!("SELECT i.geometry FROM items i {}", filter.sql);
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&self.pool);
+        let (mut exact, mut seen) = (0u64, 0u64);
+        while let Some(row) = rows.try_next().await? {
+            seen += 1;
+            if seen > query.count_limit {
+                continue;
+            }
+            let wkb: Option<Vec<u8>> = row.try_get(0)?;
+            let geometry = wkb
+                .as_deref()
+                .map(from_wkb)
+                .transpose()
+                .map_err(Error::Internal)?;
+            if filter.matches_geometry(geometry.as_ref()) {
+                exact += 1;
+            }
+        }
+        if seen > query.count_limit {
+            Ok((exact + (seen - query.count_limit), true))
+        } else {
+            Ok((exact, false))
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn version(&self) -> Result<String> {
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(format!("SQLite {version} ({})", self.path))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>> {
+        let fresh = uuid::Uuid::new_v4().as_bytes().to_vec();
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES ('token_key', ?)")
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'token_key'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(key)
+    }
+
+    async fn collections(&self) -> Result<Vec<StoredCollection>> {
+        let rows = sqlx::query("SELECT id, content, extra_links FROM collections ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredCollection {
+                    id: row.try_get(0)?,
+                    content: row.try_get(1)?,
+                    extra_links: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn collection(&self, id: &str) -> Result<Option<StoredCollection>> {
+        let row = sqlx::query("SELECT id, content, extra_links FROM collections WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(StoredCollection {
+                id: row.try_get(0)?,
+                content: row.try_get(1)?,
+                extra_links: row.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
+        let row = sqlx::query(
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links FROM items i \
+             WHERE i.collection = ? AND i.id = ?",
+        )
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::decode_item).transpose()
+    }
+
+    async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
+        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
+        let items = self
+            .read_page(query, query.cursor.as_ref(), direction, query.limit + 1)
+            .await?;
+        Ok(finish_page(query, items, self.count(query).await?))
+    }
+
+    async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO collections (id, content, extra_links) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET content = excluded.content, extra_links = excluded.extra_links",
+        )
+        .bind(&collection.id)
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_items(&self, items: &[PreparedItem], mode: InsertMode) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+
+        let collections: BTreeSet<&str> = items.iter().map(|i| i.collection.as_str()).collect();
+        for collection in &collections {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM collections WHERE id = ?")
+                .bind(*collection)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(Error::NotFound(format!(
+                    "collection '{collection}' does not exist; create it before adding items"
+                )));
+            }
+        }
+
+        let insert_sql = match mode {
+            InsertMode::Insert => {
+                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING RETURNING pk"
+            }
+            InsertMode::Upsert => {
+                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET \
+                 datetime = excluded.datetime, start_datetime = excluded.start_datetime, \
+                 end_datetime = excluded.end_datetime, geometry = excluded.geometry, \
+                 content = excluded.content, extra_links = excluded.extra_links RETURNING pk"
+            }
+        };
+        let mut duplicates = Vec::new();
+        for item in items {
+            let pk: Option<i64> = sqlx::query_scalar(insert_sql)
+                .bind(&item.collection)
+                .bind(&item.id)
+                .bind(item.datetime)
+                .bind(item.start)
+                .bind(item.end)
+                .bind(item.wkb.as_deref())
+                .bind(&item.content)
+                .bind(&item.extra_links)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(pk) = pk else {
+                duplicates.push(format!("{}/{}", item.collection, item.id));
+                continue;
+            };
+            match item.envelope {
+                Some([min_x, min_y, max_x, max_y]) => {
+                    sqlx::query("INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)")
+                        .bind(pk)
+                        .bind(min_x)
+                        .bind(max_x)
+                        .bind(min_y)
+                        .bind(max_y)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        if !duplicates.is_empty() {
+            tx.rollback().await?;
+            return Err(duplicate_error(&duplicates));
+        }
+        tx.commit().await?;
+        Ok(items.len() as u64)
+    }
+}
