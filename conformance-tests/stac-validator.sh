@@ -1,22 +1,68 @@
 #!/usr/bin/env bash
-# Runs stac-api-validator against a stacd root URL through STAC_TOOLS_DIR/validate.sh,
-# for the conformance classes core, collections, features and item-search, with
-# pagination checks, on collection naip.
+# Runs stac-api-validator against a stacd root URL, offline, for the conformance
+# classes core, collections, features and item-search (with pagination checks),
+# on collection naip, one class per run.
 #
-# Usage: conformance-tests/stac-validator.sh ROOT_URL STAC_TOOLS_DIR
+# Usage: conformance-tests/stac-validator.sh ROOT_URL STAC_TOOLS_DIR [SCHEMA_DIR]
 #
-# VENV (the Python venv) and OUT (the folder for the validator logs), when set,
-# are passed on to validate.sh. Prints a table per class and the closing line
-# 'N passed, N failed'; exit status 0 only if every class passed.
-set -euo pipefail
+#   STAC_TOOLS_DIR  folder with venv.sh (pinned stac-api-validator) and offline/sitecustomize.py
+#   SCHEMA_DIR      offline JSON-schema cache (default: STAC_TOOLS_DIR/../stac-schemas)
+#
+# Requests leave only for 127.0.0.1: conformance-tests/offline/sitecustomize.py installs
+# the tools' guard and also serves schema reads that pystac makes through urllib3.
+# CLASSES overrides the class list, OUT the log folder. Prints one line per class and
+# the closing line 'N passed, N failed'; exit status 0 only if every class passed.
+set -uo pipefail
 
-if [ $# -ne 2 ]; then
-  echo "usage: $0 ROOT_URL STAC_TOOLS_DIR" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+  echo "usage: $0 ROOT_URL STAC_TOOLS_DIR [SCHEMA_DIR]" >&2
   exit 2
 fi
 root_url=$1
-tools_dir=$2
-[ -x "$tools_dir/validate.sh" ] || { echo "stac-validator.sh: $tools_dir/validate.sh not found" >&2; exit 2; }
+tools_dir=$(cd "$2" && pwd) || exit 2
+schema_dir=${3:-$tools_dir/../stac-schemas}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+classes=${CLASSES:-"core collections features item-search"}
+out=${OUT:-${TMPDIR:-/tmp}/stacd-validator-$(date -u +%Y%m%dT%H%M%SZ)}
 
-exec env CLASSES="core collections features item-search" COLLECTION=naip PAGINATION=1 \
-  "$tools_dir/validate.sh" "$root_url"
+case "$root_url" in
+  http://127.*|http://localhost*|http://\[::1\]*) ;;
+  *) echo "stac-validator.sh: refusing a non-loopback root URL: $root_url" >&2; exit 2 ;;
+esac
+[ -f "$tools_dir/offline/sitecustomize.py" ] || { echo "stac-validator.sh: no offline guard in $tools_dir" >&2; exit 2; }
+[ -d "$schema_dir" ] || { echo "stac-validator.sh: schema cache $schema_dir not found" >&2; exit 2; }
+venv=$("$tools_dir/venv.sh") || { echo "stac-validator.sh: could not create the venv" >&2; exit 2; }
+mkdir -p "$out"
+
+export PYTHONPATH="$here/offline"
+export STACD_TOOLS_GUARD="$tools_dir/offline/sitecustomize.py"
+export ANCHOR_SCHEMA_CACHE=$(cd "$schema_dir" && pwd)
+
+# Parameters fitted to the NAIP collection: numeric gsd (0.3, 0.6, 1), string naip:year.
+geometry='{"type":"Polygon","coordinates":[[[-86.0,30.6],[-85.6,30.6],[-85.6,31.0],[-86.0,31.0],[-86.0,30.6]]]}'
+args=(--root-url "$root_url" --collection naip --geometry "$geometry")
+
+passed=0
+failed=0
+for class in $classes; do
+  log="$out/${class//#/_}.log"
+  extra=()
+  case $class in item-search|features) extra=(--validate-pagination) ;; esac
+  ANCHOR_GUARD_LOG="$out/${class//#/_}.guard" timeout 1800 \
+    "$venv/bin/stac-api-validator" "${args[@]}" --conformance "$class" "${extra[@]}" > "$log" 2>&1
+  rc=$?
+  # The validator exits 0 even when it crashes, so its log decides.
+  if grep -q '^Failed\.' "$log"; then result=CRASH
+  elif [ "$rc" -eq 124 ]; then result=TIMEOUT
+  elif [ "$rc" -eq 0 ] && grep -q '^Errors: none' "$log"; then result=PASS
+  else result=FAIL
+  fi
+  if [ "$result" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  printf '%-14s %s\n' "$class" "$result"
+  if [ "$result" != PASS ]; then
+    sed -n '/^Errors:/,$p' "$log" | head -20 | sed 's/^/    /'
+  fi
+done
+echo "validator logs: $out"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

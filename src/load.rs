@@ -55,8 +55,9 @@ struct Loader<'a> {
     options: LoadOptions,
     summary: LoadSummary,
     batch: Vec<Record>,
-    /// The batch holds a bad record and will be rejected at the next flush.
-    poisoned: bool,
+    /// Bad records read since the last flush. They take a place in the batch,
+    /// and the batch is rejected at the next flush when there is any.
+    bad_in_batch: usize,
     progress: ProgressBar,
     visited: HashSet<PathBuf>,
 }
@@ -78,7 +79,7 @@ pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOpt
         options,
         summary: LoadSummary::default(),
         batch: Vec::with_capacity(options.batch_size),
-        poisoned: false,
+        bad_in_batch: 0,
         progress,
         visited: HashSet::new(),
     };
@@ -311,7 +312,7 @@ impl Loader<'_> {
     fn reject_record(&mut self, message: String) {
         tracing::warn!(error = %message, "rejected a record");
         self.summary.errors.push(message);
-        self.poisoned = true;
+        self.bad_in_batch += 1;
         self.summary.rejected += 1;
     }
 
@@ -321,7 +322,7 @@ impl Loader<'_> {
             Ok(item) => self.batch.push(Record { item, origin }),
             Err(e) => self.reject_record(format!("{origin}: item '{id}': {e}")),
         }
-        if self.batch.len() >= self.options.batch_size {
+        if self.batch.len() + self.bad_in_batch >= self.options.batch_size {
             self.flush().await?;
         }
         Ok(())
@@ -330,12 +331,12 @@ impl Loader<'_> {
     /// Writes the queued batch in one transaction, or rejects all of it.
     async fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
-        let poisoned = std::mem::take(&mut self.poisoned);
+        let bad = std::mem::take(&mut self.bad_in_batch);
         if batch.is_empty() {
             return Ok(());
         }
         let first = batch.first().map(|r| r.origin.clone()).unwrap_or_default();
-        if poisoned {
+        if bad > 0 {
             self.summary.rejected += batch.len() as u64;
             self.summary.errors.push(format!(
                 "rejected a batch of {} item(s) starting at {first} because it holds a bad record",
