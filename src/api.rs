@@ -119,6 +119,11 @@ fn link(rel: &str, href: String, media_type: &str) -> Value {
     json!({"rel": rel, "href": href, "type": media_type})
 }
 
+fn titled(mut link: Value, title: &str) -> Value {
+    link["title"] = Value::String(title.to_string());
+    link
+}
+
 /// Builds the landing page.
 pub fn landing_page(urls: &Urls, info: &CatalogInfo, collections: &[StoredCollection]) -> Value {
     let mut links = vec![
@@ -196,10 +201,16 @@ fn splice_links(content: &str, links: &str, out: &mut String) {
 /// Writes one collection document with its links.
 pub fn write_collection(urls: &Urls, collection: &StoredCollection, out: &mut String) {
     let server = [
-        link("self", urls.collection(&collection.id), "application/json"),
-        link("root", urls.root(), "application/json"),
-        link("parent", urls.root(), "application/json"),
-        link("items", urls.items(&collection.id), GEOJSON),
+        titled(
+            link("self", urls.collection(&collection.id), "application/json"),
+            "This collection",
+        ),
+        titled(link("root", urls.root(), "application/json"), "Landing page"),
+        titled(link("parent", urls.root(), "application/json"), "Landing page"),
+        titled(
+            link("items", urls.items(&collection.id), GEOJSON),
+            "Items of this collection",
+        ),
     ];
     splice_links(
         &collection.content,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::prepare::{PreparedItem, prepare_collection, prepare_item};
 use crate::store::{Backend, InsertMode};
 
-/// What a load did.
+/// Counts and error messages of one load.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadSummary {
     /// Collections written.

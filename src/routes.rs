@@ -111,7 +111,7 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
 }
 
-/// A JSON response with an explicit media type.
+/// Wraps a JSON text in a response with an explicit media type.
 fn json_response(media_type: &'static str, body: String) -> Response {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
@@ -218,7 +218,7 @@ async fn api_html() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], API_HTML).into_response()
 }
 
-/// `GET /health`: 200 when the store answers, 503 otherwise.
+/// `GET /health`: 200 when a store query succeeds, 503 otherwise.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ok", "store": state.store.kind()})).into_response(),
@@ -286,7 +286,7 @@ async fn item(
     Ok(json_response(GEOJSON, body))
 }
 
-/// How the page links of a search repeat the request.
+/// The request that the page links of a search repeat.
 enum Repeat {
     /// GET: the original query string (without `token`) at this path.
     Get {
@@ -386,7 +386,7 @@ fn href_with(urls: &Urls, path: &str, pairs: &[(String, String)], token: Option<
     }
 }
 
-/// The original query pairs without `token`, for page links.
+/// Returns the original query pairs without `token`, for page links.
 fn repeat_pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k != "token")

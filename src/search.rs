@@ -1,8 +1,8 @@
 //! Parsing of item search requests (GET query strings and POST bodies) into
 //! one validated [`ItemQuery`].
 //!
-//! GET parameters are read through `stac::api::GetSearch` and POST bodies as
-//! JSON objects; both end in [`RawSearch`] and go through the same checks, so
+//! GET parameters are read through `stac::api::GetSearch`, and POST bodies as
+//! JSON objects. Both end in [`RawSearch`] and go through the same checks, so
 //! the two methods accept and reject exactly the same searches.
 
 use serde_json::{Map, Value};
@@ -36,7 +36,7 @@ impl Default for SearchLimits {
 /// Most entries accepted in `ids` or `collections`.
 pub const MAX_LIST_LEN: usize = 10_000;
 
-/// Which endpoint a search came through, since they accept different parameters.
+/// The endpoint a search came through, because endpoints accept different parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint<'a> {
     /// `/search`.
@@ -238,8 +238,8 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
             }
             "token" => raw.token = Some(string_member(key, value)?),
             k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
-            // Other members (such as `conf` or vendor hints) do not select items; they are ignored
-            // as the STAC API allows, but kept in the body that `next` links send back.
+            // Other members, such as `conf` or vendor hints, do not select items. They are
+            // ignored, as the STAC API allows, and kept in the body that `next` links send back.
             _ => {}
         }
     }

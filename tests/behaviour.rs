@@ -1,5 +1,5 @@
 //! The behavioural suite: every case runs against the SQLite store and the
-//! PostgreSQL + PostGIS store, and both must give the same answers.
+//! PostgreSQL + PostGIS store, and both must return the same results.
 
 mod common;
 

@@ -1,7 +1,7 @@
 """Offline guard for the Python STAC tools, loaded through PYTHONPATH.
 
 It first installs the guard of the STAC tools folder (the file named by
-STACD_TOOLS_GUARD), which refuses every non-loopback connection and answers
+STACD_TOOLS_GUARD), which rejects every non-loopback connection and serves
 JSON-schema GETs made through `urllib` and `requests` from the schema cache.
 pystac reads schemas through `urllib3` directly when it is installed, which
 that guard does not answer, so this module adds the same cache lookup to
