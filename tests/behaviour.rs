@@ -64,6 +64,10 @@ async fn fixture(store: &TestStore) {
     add_items(s, vec![range]).await;
 }
 
+async fn app_with(store: &TestStore, limits: SearchLimits) -> axum::Router {
+    app(store.store.clone(), limits).await
+}
+
 async fn fixture_app(store: &TestStore) -> axum::Router {
     fixture(store).await;
     app(store.store.clone(), SearchLimits::default()).await
@@ -485,6 +489,48 @@ async fn bad_input_gets_json_errors(store: TestStore) {
     assert!(answer.json()["code"].is_string());
 }
 
+async fn number_matched_counts(store: TestStore) {
+    let app = fixture_app(&store).await;
+    assert_eq!(get(&app, "/search").await.json()["numberMatched"], 9);
+    assert_eq!(
+        get(&app, "/collections/survey/items").await.json()["numberMatched"],
+        5
+    );
+    assert_eq!(
+        get(&app, "/search?collections=survey,other").await.json()["numberMatched"],
+        9
+    );
+    // Replacing an item must not count it twice.
+    let again = stacd::prepare::prepare_item(
+        item("survey", "a1", "2021-06-01T10:00:00Z", square(10.0, 50.0, 0.01)),
+        None,
+    );
+    store
+        .store
+        .insert_items(&[again.unwrap()], stacd::store::InsertMode::Upsert)
+        .await
+        .unwrap();
+    assert_eq!(get(&app, "/search").await.json()["numberMatched"], 9);
+    assert_eq!(
+        get(&app, "/search?bbox=10,50,10.5,50.1").await.json()["numberMatched"],
+        5
+    );
+
+    // Above the count limit, a spatial count is flagged as an estimate and never below the bound.
+    let limits = SearchLimits {
+        default_limit: 10,
+        max_limit: 100,
+        count_limit: 2,
+    };
+    let small = app_with(&store, limits).await;
+    let answer = get(&small, "/search?bbox=10,50,10.5,50.1").await;
+    assert_eq!(answer.headers["x-number-matched-estimate"], "true");
+    assert!(answer.json()["numberMatched"].as_u64().unwrap() >= 3);
+    let exact = get(&small, "/search?bbox=20.5,0.1,20.6,0.2").await;
+    assert!(exact.headers.get("x-number-matched-estimate").is_none());
+    assert_eq!(exact.json()["numberMatched"], 1);
+}
+
 async fn limit_is_clamped(store: TestStore) {
     fixture(&store).await;
     let limits = SearchLimits {
@@ -675,6 +721,7 @@ on_both_stores!(
     bad_tokens_are_rejected,
     bad_input_gets_json_errors,
     limit_is_clamped,
+    number_matched_counts,
     client_parameters_are_accepted,
     head_and_cors,
     links_follow_proxy_headers,

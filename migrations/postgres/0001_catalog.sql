@@ -35,3 +35,33 @@ CREATE INDEX items_sort ON stacd.items (datetime DESC, collection, id);
 CREATE INDEX items_geometry ON stacd.items USING gist (geometry);
 CREATE INDEX items_id ON stacd.items (id);
 CREATE INDEX items_span ON stacd.items (end_datetime, start_datetime);
+
+-- Item counts per collection, kept by statement-level triggers, so that
+-- numberMatched of a search that selects whole collections costs one lookup
+-- whatever their size. An upsert that replaces an item fires the UPDATE
+-- trigger, not the INSERT one, so it does not change the count.
+CREATE TABLE stacd.collection_counts (
+    collection text COLLATE "C" PRIMARY KEY,
+    items      bigint NOT NULL
+);
+
+CREATE FUNCTION stacd.count_inserted_items() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stacd.collection_counts (collection, items)
+    SELECT collection, count(*) FROM inserted GROUP BY collection
+    ON CONFLICT (collection) DO UPDATE SET items = stacd.collection_counts.items + excluded.items;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION stacd.count_deleted_items() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE stacd.collection_counts c SET items = c.items - d.n
+    FROM (SELECT collection, count(*) AS n FROM deleted GROUP BY collection) d
+    WHERE c.collection = d.collection;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER items_count_insert AFTER INSERT ON stacd.items
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION stacd.count_inserted_items();
+CREATE TRIGGER items_count_delete AFTER DELETE ON stacd.items
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION stacd.count_deleted_items();

@@ -37,3 +37,21 @@ CREATE INDEX items_id ON items (id);
 CREATE INDEX items_end ON items (end_datetime);
 
 CREATE VIRTUAL TABLE items_rtree USING rtree (pk, min_x, max_x, min_y, max_y);
+
+-- Item counts per collection, kept by triggers, so that numberMatched of a
+-- search that selects whole collections costs one lookup whatever their size.
+CREATE TABLE collection_counts (
+    collection TEXT PRIMARY KEY,
+    items      INTEGER NOT NULL
+);
+
+CREATE TRIGGER items_count_insert AFTER INSERT ON items
+BEGIN
+    INSERT INTO collection_counts (collection, items) VALUES (new.collection, 1)
+        ON CONFLICT (collection) DO UPDATE SET items = items + 1;
+END;
+
+CREATE TRIGGER items_count_delete AFTER DELETE ON items
+BEGIN
+    UPDATE collection_counts SET items = items - 1 WHERE collection = old.collection;
+END;

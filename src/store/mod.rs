@@ -40,6 +40,14 @@ pub struct ItemQuery {
     pub count_limit: u64,
 }
 
+impl ItemQuery {
+    /// Tells whether the search selects whole collections (or everything),
+    /// so that its count is the sum of per-collection counts.
+    pub fn selects_whole_collections(&self) -> bool {
+        self.ids.is_empty() && self.bboxes.is_empty() && self.intersects.is_none() && self.datetime.is_none()
+    }
+}
+
 /// A geometry filter, kept in both forms the stores need.
 #[derive(Debug, Clone)]
 pub struct SpatialFilter {

@@ -114,9 +114,21 @@ impl PostgresStore {
         })
     }
 
-    /// Counts matches exactly up to `query.count_limit`; above it, returns the
-    /// planner's row estimate (never less than the exact bound).
+    /// Counts the items a search matches. Whole collections are counted from
+    /// `collection_counts`. Other searches are counted exactly up to
+    /// `query.count_limit`, and above it the planner's row estimate is returned
+    /// (never less than the exact bound).
     async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        if query.selects_whole_collections() {
+            let total: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(items), 0)::bigint FROM stacd.collection_counts \
+                 WHERE cardinality($1::text[]) = 0 OR collection = ANY($1)",
+            )
+            .bind(&query.collections)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((total.max(0) as u64, false));
+        }
         let filter = sql::filter(query, Dialect::Postgres).map_err(Error::Internal)?;
         let bounded = format!(
             "SELECT count(*) FROM (SELECT 1 FROM stacd.items i {} LIMIT {}) s",

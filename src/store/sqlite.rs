@@ -139,26 +139,37 @@ impl SqliteStore {
         Ok(items)
     }
 
-    /// Counts matches exactly up to `query.count_limit`; above it, counts the
-    /// candidates that the indexes select, which may overcount spatial searches.
+    /// Counts the items a search matches. Whole collections are counted from
+    /// `collection_counts`. Other non-spatial searches are counted exactly in SQL.
+    /// Spatial searches are tested exactly on up to `query.count_limit`
+    /// candidates; with more candidates, the count is the number of index
+    /// candidates and is marked as an estimate, since it may be too high.
     async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        if query.selects_whole_collections() {
+            return self
+                .count_collections(&query.collections)
+                .await
+                .map(|n| (n, false));
+        }
         let filter = sql::filter(query, Dialect::Sqlite).map_err(Error::Internal)?;
+        let count_sql = format!("SELECT count(*) FROM items i {}", filter.sql);
         if filter.geometries.is_empty() {
-            let text = format!("SELECT count(*) FROM items i {}", filter.sql);
-            let count: i64 = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args)
+            let count: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), &filter.args)
                 .fetch_one(&self.pool)
                 .await?
                 .try_get(0)?;
             return Ok((count as u64, false));
         }
-        let text = format!("SELECT i.geometry FROM items i {}", filter.sql);
+
+        let text = format!(
+            "SELECT i.geometry FROM items i {} LIMIT {}",
+            filter.sql,
+            query.count_limit + 1
+        );
         let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&self.pool);
-        let (mut exact, mut seen) = (0u64, 0u64);
+        let (mut exact, mut candidates) = (0u64, 0u64);
         while let Some(row) = rows.try_next().await? {
-            seen += 1;
-            if seen > query.count_limit {
-                continue;
-            }
+            candidates += 1;
             let wkb: Option<Vec<u8>> = row.try_get(0)?;
             let geometry = wkb
                 .as_deref()
@@ -169,11 +180,34 @@ impl SqliteStore {
                 exact += 1;
             }
         }
-        if seen > query.count_limit {
-            Ok((exact + (seen - query.count_limit), true))
-        } else {
-            Ok((exact, false))
+        drop(rows);
+        if candidates <= query.count_limit {
+            return Ok((exact, false));
         }
+        let all: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), &filter.args)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((all as u64, true))
+    }
+
+    async fn count_collections(&self, collections: &[String]) -> Result<u64> {
+        let total: i64 = if collections.is_empty() {
+            sqlx::query_scalar("SELECT coalesce(sum(items), 0) FROM collection_counts")
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            let placeholders = vec!["?"; collections.len()].join(", ");
+            let text = format!(
+                "SELECT coalesce(sum(items), 0) FROM collection_counts WHERE collection IN ({placeholders})"
+            );
+            let mut query = sqlx::query_scalar(AssertSqlSafe(text));
+            for collection in collections {
+                query = query.bind(collection);
+            }
+            query.fetch_one(&self.pool).await?
+        };
+        Ok(total.max(0) as u64)
     }
 }
 
