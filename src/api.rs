@@ -252,27 +252,36 @@ pub fn write_item(urls: &Urls, item: &StoredItem, out: &mut String) {
     splice_links(&item.content, &links_array(&server, &item.extra_links), out);
 }
 
-/// Builds an item collection page. `links` are the page's own links (self,
-/// root, next, prev...).
+/// Start of an item collection document, before its first feature.
+pub const ITEM_COLLECTION_HEAD: &str = "{\"type\":\"FeatureCollection\",\"features\":[";
+
+/// Closes an item collection document after its last feature: the page's own
+/// links, `numberMatched` and `numberReturned`.
+pub fn write_item_collection_tail(links: &[Value], matched: Option<u64>, returned: usize, out: &mut String) {
+    out.push_str("],\"links\":");
+    out.push_str(&Value::Array(links.to_vec()).to_string());
+    if let Some(matched) = matched {
+        out.push_str(",\"numberMatched\":");
+        out.push_str(&matched.to_string());
+    }
+    out.push_str(",\"numberReturned\":");
+    out.push_str(&returned.to_string());
+    out.push('}');
+}
+
+/// Builds an item collection page held in memory. `links` are the page's own
+/// links (self, root, next, prev...).
 pub fn item_collection(urls: &Urls, page: &ItemPage, links: &[Value]) -> String {
-    let mut out =
-        String::with_capacity(256 + page.items.iter().map(|i| i.content.len() + 600).sum::<usize>());
-    out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+    let capacity = 256 + page.items.iter().map(|i| i.content.len() + 600).sum::<usize>();
+    let mut out = String::with_capacity(capacity);
+    out.push_str(ITEM_COLLECTION_HEAD);
     for (i, item) in page.items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         write_item(urls, item, &mut out);
     }
-    out.push_str("],\"links\":");
-    out.push_str(&Value::Array(links.to_vec()).to_string());
-    if let Some(matched) = page.number_matched {
-        out.push_str(",\"numberMatched\":");
-        out.push_str(&matched.to_string());
-    }
-    out.push_str(",\"numberReturned\":");
-    out.push_str(&page.items.len().to_string());
-    out.push('}');
+    write_item_collection_tail(links, page.number_matched, page.items.len(), &mut out);
     out
 }
 

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::store::{Cursor, Direction, ItemQuery, SortKey};
+use serde_json::{Map, Value, json};
+
+use crate::api::{GEOJSON, Urls};
+use crate::store::{Cursor, Direction, ItemPage, ItemQuery, SortKey};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -92,6 +95,114 @@ impl TokenSigner {
             direction: payload.d,
             key: payload.k,
         })
+    }
+}
+
+/// The request that the page links of a search repeat.
+#[derive(Debug, Clone)]
+pub enum Repeat {
+    /// GET: the original query string (without `token`) at this path.
+    Get {
+        path: String,
+        query: Vec<(String, String)>,
+    },
+    /// POST: the original body.
+    Post {
+        /// The body without `token`.
+        body: Map<String, Value>,
+    },
+}
+
+/// The facts about a page that its `next` and `prev` links depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBounds<'a> {
+    /// Whether items follow the page.
+    pub has_next: bool,
+    /// Whether items precede the page.
+    pub has_prev: bool,
+    /// Sort key of the first item.
+    pub first: Option<&'a SortKey>,
+    /// Sort key of the last item.
+    pub last: Option<&'a SortKey>,
+}
+
+impl<'a> PageBounds<'a> {
+    /// Reads the bounds of a page held in memory.
+    pub fn of(page: &'a ItemPage) -> Self {
+        PageBounds {
+            has_next: page.has_next,
+            has_prev: page.has_prev,
+            first: page.items.first().map(|i| &i.key),
+            last: page.items.last().map(|i| &i.key),
+        }
+    }
+}
+
+/// Builds the links of an item collection page: `self`, `root`, the
+/// collection for a collection's items, and `next` and `prev` with signed
+/// tokens where those pages exist.
+pub fn page_links(
+    signer: &TokenSigner,
+    urls: &Urls,
+    query: &ItemQuery,
+    bounds: &PageBounds<'_>,
+    repeat: &Repeat,
+    collection: Option<&str>,
+) -> Vec<Value> {
+    let mut links = Vec::new();
+    let self_href = match repeat {
+        Repeat::Get { path, query: pairs } => href_with(urls, path, pairs, None),
+        Repeat::Post { .. } => urls.path("/search"),
+    };
+    links.push(json!({"rel": "self", "href": self_href, "type": GEOJSON}));
+    links.push(json!({"rel": "root", "href": urls.root(), "type": "application/json"}));
+    if let Some(collection) = collection {
+        links.push(json!({"rel": "parent", "href": urls.collection(collection), "type": "application/json"}));
+        links.push(
+            json!({"rel": "collection", "href": urls.collection(collection), "type": "application/json"}),
+        );
+    }
+    let boundaries = [
+        (bounds.has_next, "next", Direction::Next, bounds.last),
+        (bounds.has_prev, "prev", Direction::Prev, bounds.first),
+    ];
+    for (present, rel, direction, boundary) in boundaries {
+        let (true, Some(boundary)) = (present, boundary) else {
+            continue;
+        };
+        let cursor = Cursor {
+            direction,
+            key: boundary.clone(),
+        };
+        let token = signer.encode(&cursor, query);
+        links.push(match repeat {
+            Repeat::Get { path, query: pairs } => {
+                json!({"rel": rel, "href": href_with(urls, path, pairs, Some(&token)), "type": GEOJSON, "method": "GET"})
+            }
+            Repeat::Post { body } => {
+                let mut body = body.clone();
+                body.insert("token".into(), Value::String(token));
+                json!({"rel": rel, "href": urls.path("/search"), "type": GEOJSON, "method": "POST",
+                    "body": body, "merge": false})
+            }
+        });
+    }
+    links
+}
+
+fn href_with(urls: &Urls, path: &str, pairs: &[(String, String)], token: Option<&str>) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        serializer.append_pair(key, value);
+    }
+    if let Some(token) = token {
+        serializer.append_pair("token", token);
+    }
+    let query = serializer.finish();
+    if query.is_empty() {
+        urls.path(path)
+    } else {
+        format!("{}?{query}", urls.path(path))
     }
 }
 

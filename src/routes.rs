@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -18,9 +18,10 @@ use tracing::Span;
 
 use crate::api::{self, CatalogInfo, GEOJSON, Urls};
 use crate::error::{Error, Result};
-use crate::paging::TokenSigner;
+use crate::paging::{PageBounds, Repeat, TokenSigner, page_links};
 use crate::search::{self, Endpoint, RawSearch, SearchLimits};
-use crate::store::{Backend, Cursor, Direction, ItemPage, ItemQuery};
+use crate::store::{Backend, Direction, ItemQuery, ItemStream, SortKey, StoredItem};
+use futures::StreamExt;
 
 /// The OpenAPI document; `{{SERVER_URL}}` is replaced with the base URL.
 const OPENAPI: &str = include_str!("../schemas/openapi.json");
@@ -286,18 +287,9 @@ async fn item(
     Ok(json_response(GEOJSON, body))
 }
 
-/// The request that the page links of a search repeat.
-enum Repeat {
-    /// GET: the original query string (without `token`) at this path.
-    Get {
-        path: String,
-        query: Vec<(String, String)>,
-    },
-    /// POST: the original body.
-    Post { body: Map<String, Value> },
-}
-
-/// Runs a validated search and builds the item collection response.
+/// Runs a validated search and sends the item collection. Pages read forward
+/// stream: items go out as the store reads them, and the links, which need the
+/// last item, close the document.
 async fn run_search(
     state: &AppState,
     urls: &Urls,
@@ -309,11 +301,54 @@ async fn run_search(
     if let Some(token) = raw.token.as_deref().filter(|t| !t.is_empty()) {
         query.cursor = Some(state.signer.decode(token, &query)?);
     }
-    let page = state.store.search(&query).await?;
-    let links = page_links(state, urls, &query, &page, &repeat, collection);
-    let body = api::item_collection(urls, &page, &links);
-    let mut response = json_response(GEOJSON, body);
-    if page.matched_is_estimate {
+    let backward = query
+        .cursor
+        .as_ref()
+        .is_some_and(|c| c.direction == Direction::Prev);
+    let collection = collection.map(str::to_string);
+    let (body, estimate) = if backward {
+        // A page before the cursor is read in reverse, so it is flipped in memory.
+        let page = state.store.search(&query).await?;
+        let bounds = PageBounds::of(&page);
+        let links = page_links(
+            &state.signer,
+            urls,
+            &query,
+            &bounds,
+            &repeat,
+            collection.as_deref(),
+        );
+        let estimate = page.matched_is_estimate;
+        (Body::from(api::item_collection(urls, &page, &links)), estimate)
+    } else {
+        let counting = {
+            let (store, query) = (state.store.clone(), query.clone());
+            tokio::spawn(async move { store.count(&query).await })
+        };
+        let mut rows = state.store.page_items(&query);
+        // The first row is awaited here so that a failing query still gets an error status.
+        let first = rows.next().await.transpose()?;
+        let (matched, estimate) = counting
+            .await
+            .map_err(|e| Error::Internal(format!("count task failed: {e}")))??;
+        let writer = PageWriter {
+            rows,
+            pending: first,
+            urls: urls.clone(),
+            signer: state.signer.clone(),
+            query,
+            repeat,
+            collection,
+            matched,
+            returned: 0,
+            first_key: None,
+            last_key: None,
+            done: false,
+        };
+        (Body::from_stream(writer.into_stream()), estimate)
+    };
+    let mut response = ([(header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON))], body).into_response();
+    if estimate {
         response
             .headers_mut()
             .insert("x-number-matched-estimate", HeaderValue::from_static("true"));
@@ -321,68 +356,100 @@ async fn run_search(
     Ok(response)
 }
 
-fn page_links(
-    state: &AppState,
-    urls: &Urls,
-    query: &ItemQuery,
-    page: &ItemPage,
-    repeat: &Repeat,
-    collection: Option<&str>,
-) -> Vec<Value> {
-    let mut links = Vec::new();
-    let self_href = match repeat {
-        Repeat::Get { path, query: pairs } => href_with(urls, path, pairs, None),
-        Repeat::Post { .. } => urls.path("/search"),
-    };
-    links.push(json!({"rel": "self", "href": self_href, "type": GEOJSON}));
-    links.push(json!({"rel": "root", "href": urls.root(), "type": "application/json"}));
-    if let Some(collection) = collection {
-        links.push(json!({"rel": "parent", "href": urls.collection(collection), "type": "application/json"}));
-        links.push(
-            json!({"rel": "collection", "href": urls.collection(collection), "type": "application/json"}),
-        );
-    }
-    let boundaries = [
-        (page.has_next, "next", Direction::Next, page.items.last()),
-        (page.has_prev, "prev", Direction::Prev, page.items.first()),
-    ];
-    for (present, rel, direction, boundary) in boundaries {
-        let (true, Some(boundary)) = (present, boundary) else {
-            continue;
-        };
-        let cursor = Cursor {
-            direction,
-            key: boundary.key.clone(),
-        };
-        let token = state.signer.encode(&cursor, query);
-        links.push(match repeat {
-            Repeat::Get { path, query: pairs } => {
-                json!({"rel": rel, "href": href_with(urls, path, pairs, Some(&token)), "type": GEOJSON, "method": "GET"})
-            }
-            Repeat::Post { body } => {
-                let mut body = body.clone();
-                body.insert("token".into(), Value::String(token));
-                json!({"rel": rel, "href": urls.path("/search"), "type": GEOJSON, "method": "POST",
-                    "body": body, "merge": false})
-            }
-        });
-    }
-    links
+/// Bytes collected before a chunk of a streamed page is sent.
+const CHUNK_SIZE: usize = 64 * 1024;
+
+/// Writes a forward page as a stream of JSON chunks.
+struct PageWriter {
+    rows: ItemStream,
+    /// An item already read from `rows`.
+    pending: Option<StoredItem>,
+    urls: Urls,
+    signer: TokenSigner,
+    query: ItemQuery,
+    repeat: Repeat,
+    collection: Option<String>,
+    matched: u64,
+    returned: usize,
+    first_key: Option<SortKey>,
+    last_key: Option<SortKey>,
+    done: bool,
 }
 
-fn href_with(urls: &Urls, path: &str, pairs: &[(String, String)], token: Option<&str>) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (key, value) in pairs {
-        serializer.append_pair(key, value);
+impl PageWriter {
+    fn into_stream(self) -> impl futures::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
+        futures::stream::unfold(self, |mut writer| async move {
+            if writer.done {
+                return None;
+            }
+            let chunk = writer.next_chunk().await;
+            Some((chunk, writer))
+        })
     }
-    if let Some(token) = token {
-        serializer.append_pair("token", token);
+
+    /// Writes the next chunk: the head with the first items, more items, or the closing links.
+    async fn next_chunk(&mut self) -> std::result::Result<Bytes, std::io::Error> {
+        let mut chunk = String::with_capacity(CHUNK_SIZE + 4096);
+        if self.returned == 0 && self.first_key.is_none() {
+            chunk.push_str(api::ITEM_COLLECTION_HEAD);
+        }
+        loop {
+            let next = match self.pending.take() {
+                Some(item) => Some(Ok(item)),
+                None => self.rows.next().await,
+            };
+            match next {
+                Some(Ok(item)) if self.returned < self.query.limit => {
+                    if self.returned > 0 {
+                        chunk.push(',');
+                    }
+                    api::write_item(&self.urls, &item, &mut chunk);
+                    self.returned += 1;
+                    if self.first_key.is_none() {
+                        self.first_key = Some(item.key.clone());
+                    }
+                    self.last_key = Some(item.key);
+                    if chunk.len() >= CHUNK_SIZE {
+                        return Ok(Bytes::from(chunk));
+                    }
+                }
+                Some(Ok(_)) => {
+                    // One item beyond the page: more follow.
+                    self.finish(true, &mut chunk);
+                    return Ok(Bytes::from(chunk));
+                }
+                None => {
+                    self.finish(false, &mut chunk);
+                    return Ok(Bytes::from(chunk));
+                }
+                Some(Err(e)) => {
+                    // The status line is already sent, so the only way left to
+                    // signal the failure is to abort the body.
+                    tracing::error!(error = %e, "a streamed page failed");
+                    self.done = true;
+                    return Err(std::io::Error::other("the page could not be completed"));
+                }
+            }
+        }
     }
-    let query = serializer.finish();
-    if query.is_empty() {
-        urls.path(path)
-    } else {
-        format!("{}?{query}", urls.path(path))
+
+    fn finish(&mut self, has_next: bool, chunk: &mut String) {
+        let bounds = PageBounds {
+            has_next,
+            has_prev: self.query.cursor.is_some(),
+            first: self.first_key.as_ref(),
+            last: self.last_key.as_ref(),
+        };
+        let links = page_links(
+            &self.signer,
+            &self.urls,
+            &self.query,
+            &bounds,
+            &self.repeat,
+            self.collection.as_deref(),
+        );
+        api::write_item_collection_tail(&links, Some(self.matched), self.returned, chunk);
+        self.done = true;
     }
 }
 

@@ -531,6 +531,33 @@ async fn number_matched_counts(store: TestStore) {
     assert_eq!(exact.json()["numberMatched"], 1);
 }
 
+async fn large_page_is_valid_json(store: TestStore) {
+    let app = fixture_app(&store).await;
+    let padding = "x".repeat(2000);
+    let items: Vec<Value> = (0..400)
+        .map(|n| {
+            let mut value = item(
+                "survey",
+                &format!("bulk-{n:03}"),
+                "2023-01-01T00:00:00Z",
+                square(5.0, 5.0, 0.1),
+            );
+            value["properties"]["note"] = json!(padding);
+            value
+        })
+        .collect();
+    add_items(store.store.as_ref(), items).await;
+    // About 1 MB: the body is sent in many chunks and must still be one JSON document.
+    let answer = get(&app, "/search?limit=1000").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body.len() > 800_000, "{}", answer.body.len());
+    let page = answer.json();
+    assert_eq!(page["numberReturned"], 409);
+    assert_eq!(page["features"].as_array().unwrap().len(), 409);
+    let seen = page_through(&app, get(&app, "/search?limit=150&bbox=4.9,4.9,5.2,5.2").await).await;
+    assert_eq!(seen.len(), 400);
+}
+
 async fn limit_is_clamped(store: TestStore) {
     fixture(&store).await;
     let limits = SearchLimits {
@@ -721,6 +748,7 @@ on_both_stores!(
     bad_tokens_are_rejected,
     bad_input_gets_json_errors,
     limit_is_clamped,
+    large_page_is_valid_json,
     number_matched_counts,
     client_parameters_are_accepted,
     head_and_cors,

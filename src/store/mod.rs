@@ -8,7 +8,9 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use geo::Geometry;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::prepare::{PreparedCollection, PreparedItem};
@@ -128,6 +130,29 @@ pub struct StoredCollection {
     pub extra_links: String,
 }
 
+/// Items of one page as a store reads them.
+pub type ItemStream = BoxStream<'static, Result<StoredItem>>;
+
+/// Items buffered between the task that reads rows and the response body.
+const STREAM_BUFFER: usize = 64;
+
+/// Runs `produce` on its own task and returns what it sends as a stream. When
+/// the stream is dropped, the next send fails, so `produce` can stop reading.
+fn spawn_stream<F, Fut>(produce: F) -> ItemStream
+where
+    F: FnOnce(mpsc::Sender<Result<StoredItem>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(produce(sender));
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    // Fused, so that polling after the end keeps returning `None`.
+    .fuse()
+    .boxed()
+}
+
 /// How `insert_items` treats an item whose id already exists in its collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertMode {
@@ -166,8 +191,21 @@ pub trait Backend: Send + Sync + 'static {
     /// Fetches one item.
     async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>>;
 
-    /// Runs a search and returns one page.
-    async fn search(&self, query: &ItemQuery) -> Result<ItemPage>;
+    /// Streams the items of one page in reading order: after the cursor for
+    /// `Direction::Next` (or no cursor), before it and in reverse for
+    /// `Direction::Prev`. It yields at most `query.limit + 1` items, and an
+    /// extra item means that more follow. Dropping the stream stops the query.
+    fn page_items(&self, query: &ItemQuery) -> ItemStream;
+
+    /// Counts the items a search matches; the flag tells whether the count is an estimate.
+    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)>;
+
+    /// Runs a search and returns one whole page, in the default order.
+    async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
+        let items: Vec<StoredItem> = self.page_items(query).try_collect().await?;
+        let matched = self.count(query).await?;
+        Ok(finish_page(query, items, matched))
+    }
 
     /// Inserts or replaces a collection.
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()>;
@@ -198,7 +236,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
 
 /// Trims a page read with one extra row (to learn whether more follow), puts
 /// it in the default order, and works out which page links exist.
-fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: (u64, bool)) -> ItemPage {
+pub fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: (u64, bool)) -> ItemPage {
     let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     let more = items.len() > query.limit;
     items.truncate(query.limit);

@@ -10,11 +10,13 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use super::sql::{self, Arg, Dialect};
 use super::{
-    Backend, Direction, InsertMode, ItemPage, ItemQuery, SortKey, StoredCollection, StoredItem,
-    duplicate_error, finish_page,
+    Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
+    duplicate_error, spawn_stream,
 };
 use crate::error::{Error, Result};
 use crate::prepare::{PreparedCollection, PreparedItem};
+use futures::TryStreamExt;
+use tokio::sync::mpsc::Sender;
 
 /// The PostgreSQL catalog store.
 pub struct PostgresStore {
@@ -114,11 +116,31 @@ impl PostgresStore {
         })
     }
 
+    /// Reads one page of items in order and sends them until the receiver is gone.
+    async fn read_page(pool: PgPool, query: ItemQuery, sender: &Sender<Result<StoredItem>>) -> Result<()> {
+        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
+        let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Postgres)
+            .map_err(Error::Internal)?;
+        let text = format!(
+            "SELECT {ITEM_COLUMNS} FROM stacd.items i {} {} LIMIT {}",
+            filter.sql,
+            sql::order_by(direction),
+            query.limit + 1
+        );
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&pool);
+        while let Some(row) = rows.try_next().await? {
+            if sender.send(Ok(Self::decode_item(&row)?)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Counts the items a search matches. Whole collections are counted from
     /// `collection_counts`. Other searches are counted exactly up to
     /// `query.count_limit`, and above it the planner's row estimate is returned
     /// (never less than the exact bound).
-    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    async fn count_matches(&self, query: &ItemQuery) -> Result<(u64, bool)> {
         if query.selects_whole_collections() {
             let total: i64 = sqlx::query_scalar(
                 "SELECT coalesce(sum(items), 0)::bigint FROM stacd.collection_counts \
@@ -234,21 +256,17 @@ impl Backend for PostgresStore {
         row.as_ref().map(Self::decode_item).transpose()
     }
 
-    async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
-        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
-        let filter = sql::filter_with_cursor(query, query.cursor.as_ref(), Dialect::Postgres)
-            .map_err(Error::Internal)?;
-        let text = format!(
-            "SELECT {ITEM_COLUMNS} FROM stacd.items i {} {} LIMIT {}",
-            filter.sql,
-            sql::order_by(direction),
-            query.limit + 1
-        );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(Self::decode_item).collect::<Result<Vec<_>>>()?;
-        Ok(finish_page(query, items, self.count(query).await?))
+    fn page_items(&self, query: &ItemQuery) -> ItemStream {
+        let (pool, query) = (self.pool.clone(), query.clone());
+        spawn_stream(move |sender| async move {
+            if let Err(e) = Self::read_page(pool, query, &sender).await {
+                let _ = sender.send(Err(e)).await;
+            }
+        })
+    }
+
+    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        self.count_matches(query).await
     }
 
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {

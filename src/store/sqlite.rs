@@ -14,12 +14,13 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::sql::{self, Arg, Dialect};
 use super::{
-    Backend, Direction, InsertMode, ItemPage, ItemQuery, SortKey, StoredCollection, StoredItem,
-    duplicate_error, finish_page,
+    Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
+    duplicate_error, spawn_stream,
 };
 use crate::error::{Error, Result};
 use crate::geometry::from_wkb;
 use crate::prepare::{PreparedCollection, PreparedItem};
+use tokio::sync::mpsc::Sender;
 
 /// The SQLite catalog store.
 pub struct SqliteStore {
@@ -94,16 +95,17 @@ impl SqliteStore {
         })
     }
 
-    /// Reads matching items in order, applying the exact geometry test, until
-    /// `wanted` pass.
+    /// Reads matching items in order, applies the exact geometry test, and
+    /// sends them until `query.limit + 1` have passed or the receiver is gone.
     async fn read_page(
-        &self,
-        query: &ItemQuery,
-        cursor: Option<&super::Cursor>,
-        direction: Direction,
-        wanted: usize,
-    ) -> Result<Vec<StoredItem>> {
-        let filter = sql::filter_with_cursor(query, cursor, Dialect::Sqlite).map_err(Error::Internal)?;
+        pool: SqlitePool,
+        query: ItemQuery,
+        sender: &Sender<Result<StoredItem>>,
+    ) -> Result<()> {
+        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
+        let wanted = query.limit + 1;
+        let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Sqlite)
+            .map_err(Error::Internal)?;
         let spatial = !filter.geometries.is_empty();
         // Without an exact test to apply, SQLite can stop at the page size.
         let limit = if spatial {
@@ -112,13 +114,14 @@ impl SqliteStore {
             format!("LIMIT {wanted}")
         };
         let text = format!(
-            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links{geometry} FROM items i {where_} {order} {limit}",
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links{geometry} \
+             FROM items i {where_} {order} {limit}",
             geometry = if spatial { ", i.geometry" } else { "" },
             where_ = filter.sql,
             order = sql::order_by(direction),
         );
-        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&self.pool);
-        let mut items = Vec::with_capacity(wanted.min(1024));
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&pool);
+        let mut sent = 0;
         while let Some(row) = rows.try_next().await? {
             if spatial {
                 let wkb: Option<Vec<u8>> = row.try_get("geometry")?;
@@ -131,12 +134,15 @@ impl SqliteStore {
                     continue;
                 }
             }
-            items.push(Self::decode_item(&row)?);
-            if items.len() >= wanted {
+            if sender.send(Ok(Self::decode_item(&row)?)).await.is_err() {
+                return Ok(());
+            }
+            sent += 1;
+            if sent >= wanted {
                 break;
             }
         }
-        Ok(items)
+        Ok(())
     }
 
     /// Counts the items a search matches. Whole collections are counted from
@@ -144,7 +150,7 @@ impl SqliteStore {
     /// Spatial searches are tested exactly on up to `query.count_limit`
     /// candidates; with more candidates, the count is the number of index
     /// candidates and is marked as an estimate, since it may be too high.
-    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    async fn count_matches(&self, query: &ItemQuery) -> Result<(u64, bool)> {
         if query.selects_whole_collections() {
             return self
                 .count_collections(&query.collections)
@@ -288,12 +294,17 @@ impl Backend for SqliteStore {
         row.as_ref().map(Self::decode_item).transpose()
     }
 
-    async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
-        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
-        let items = self
-            .read_page(query, query.cursor.as_ref(), direction, query.limit + 1)
-            .await?;
-        Ok(finish_page(query, items, self.count(query).await?))
+    fn page_items(&self, query: &ItemQuery) -> ItemStream {
+        let (pool, query) = (self.pool.clone(), query.clone());
+        spawn_stream(move |sender| async move {
+            if let Err(e) = Self::read_page(pool, query, &sender).await {
+                let _ = sender.send(Err(e)).await;
+            }
+        })
+    }
+
+    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        self.count_matches(query).await
     }
 
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {
