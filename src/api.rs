@@ -125,7 +125,12 @@ fn titled(mut link: Value, title: &str) -> Value {
 }
 
 /// Builds the landing page.
-pub fn landing_page(urls: &Urls, info: &CatalogInfo, collections: &[StoredCollection]) -> Value {
+pub fn landing_page(
+    urls: &Urls,
+    info: &CatalogInfo,
+    conformance: &[&str],
+    collections: &[StoredCollection],
+) -> Value {
     let mut links = vec![
         link("self", urls.root(), "application/json"),
         link("root", urls.root(), "application/json"),
@@ -158,14 +163,9 @@ pub fn landing_page(urls: &Urls, info: &CatalogInfo, collections: &[StoredCollec
         "title": info.title,
         "description": info.description,
         "stac_version": "1.0.0",
-        "conformsTo": CONFORMANCE,
+        "conformsTo": conformance,
         "links": links,
     })
-}
-
-/// Builds the `/conformance` document.
-pub fn conformance() -> Value {
-    json!({ "conformsTo": CONFORMANCE })
 }
 
 /// Joins server links and kept links into one JSON array text.
@@ -299,6 +299,7 @@ mod tests {
             },
             content: content.into(),
             extra_links: extra.into(),
+            etag: "0".into(),
         }
     }
 

@@ -39,6 +39,22 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// `If-Match` named an entity tag that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
+
+    /// The request body is larger than the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+
+    /// The request has no valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+
+    /// The credentials are valid but do not allow the request.
+    #[error("{0}")]
+    Forbidden(String),
+
     /// The request body has a media type the endpoint does not accept.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -88,6 +104,10 @@ impl Error {
             Error::NotImplemented(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +128,10 @@ impl Error {
             Error::NotImplemented(_) => "NotSupported",
             Error::NotFound(_) => "NotFound",
             Error::Conflict(_) => "Conflict",
+            Error::PreconditionFailed(_) => "PreconditionFailed",
+            Error::PayloadTooLarge(_) => "PayloadTooLarge",
+            Error::Unauthorized(_) => "Unauthorized",
+            Error::Forbidden(_) => "Forbidden",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::Unavailable(_) => "ServiceUnavailable",
@@ -146,6 +170,12 @@ impl IntoResponse for Error {
         };
         let body = json!({ "code": self.code(), "description": description });
         let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"stacd\""),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -7,6 +7,7 @@
 //! trait with a SQLite and a PostgreSQL implementation).
 
 pub mod api;
+pub mod auth;
 pub mod datetime;
 pub mod error;
 pub mod geometry;
@@ -16,5 +17,6 @@ pub mod prepare;
 pub mod routes;
 pub mod search;
 pub mod store;
+pub mod transactions;
 
 pub use error::{Error, Result};

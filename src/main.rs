@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stacd::api::CatalogInfo;
+use stacd::auth::{Scope, Tokens};
 use stacd::load::{LoadOptions, load_paths, report};
 use stacd::paging::TokenSigner;
 use stacd::routes::{AppState, CorsOrigins, router};
@@ -43,6 +44,36 @@ enum Command {
     Load(LoadArgs),
     /// Apply database migrations and exit (serve and load also apply them).
     Migrate(StoreArgs),
+    /// Manage the bearer tokens that enable writes.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new random token, print it once, and append its hash to the tokens file.
+    New(NewTokenArgs),
+}
+
+#[derive(Args)]
+struct NewTokenArgs {
+    /// Tokens file to append to (created when missing).
+    #[arg(long, env = "STACD_TOKENS_FILE")]
+    tokens_file: PathBuf,
+
+    /// What the token allows: write (and read), or read only.
+    #[arg(long, value_enum, default_value = "write")]
+    scope: TokenScope,
+
+    /// Label for the token in logs, such as the pipeline that uses it.
+    #[arg(long, default_value = "token")]
+    name: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenScope {
+    Read,
+    Write,
 }
 
 #[derive(Args)]
@@ -94,6 +125,22 @@ struct ServeArgs {
     )]
     description: String,
 
+    /// Tokens file (see `stacd token new`); writes are enabled only with one.
+    #[arg(long, env = "STACD_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+
+    /// Require a token for reads as well (read or write scope).
+    #[arg(long, env = "STACD_PRIVATE_READS")]
+    private_reads: bool,
+
+    /// Largest request body, in MiB; larger bodies get 413.
+    #[arg(long, env = "STACD_BODY_LIMIT_MIB", default_value_t = 16)]
+    body_limit_mib: usize,
+
+    /// Most items in one bulk write; more get 413.
+    #[arg(long, env = "STACD_MAX_BULK_ITEMS", default_value_t = 10_000)]
+    max_bulk_items: usize,
+
     /// Files or folders to load before serving.
     paths: Vec<PathBuf>,
 }
@@ -142,6 +189,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Load(args) => load(args).await,
         Command::Migrate(args) => open_store(&args).await.map(|_| ExitCode::SUCCESS),
+        Command::Token(TokenCommand::New(args)) => new_token(&args),
     };
     match result {
         Ok(code) => code,
@@ -183,6 +231,24 @@ async fn load(args: LoadArgs) -> Result<ExitCode> {
     })
 }
 
+fn new_token(args: &NewTokenArgs) -> Result<ExitCode> {
+    let scope = match args.scope {
+        TokenScope::Read => Scope::Read,
+        TokenScope::Write => Scope::Write,
+    };
+    let token = stacd::auth::new_token(&args.tokens_file, scope, &args.name)?;
+    eprintln!(
+        "added a {} token to {}; it is shown only once:",
+        match scope {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        },
+        args.tokens_file.display()
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if args.default_limit < 1 || args.max_limit < 1 || args.default_limit > args.max_limit {
         return Err(Error::InvalidParameter(format!(
@@ -191,6 +257,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         )));
     }
     let cors = parse_cors(&args.cors_origins)?;
+    let tokens = args.tokens_file.as_deref().map(Tokens::load).transpose()?;
+    if args.private_reads && tokens.as_ref().is_none_or(Tokens::is_empty) {
+        return Err(Error::InvalidParameter(
+            "--private-reads needs --tokens-file with at least one token".into(),
+        ));
+    }
     let store = open_store(&args.store).await?;
     if !args.paths.is_empty() {
         let started = Instant::now();
@@ -216,7 +288,16 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             description: args.description,
         },
         public_url: args.public_url,
+        tokens,
+        private_reads: args.private_reads,
+        body_limit: args.body_limit_mib.saturating_mul(1024 * 1024),
+        max_bulk_items: args.max_bulk_items,
     });
+    tracing::info!(
+        writes = state.writes_enabled(),
+        private_reads = state.private_reads,
+        "access configured"
+    );
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|source| Error::Io {

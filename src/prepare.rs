@@ -37,6 +37,8 @@ pub struct PreparedItem {
     pub content: String,
     /// Links kept from the input, as a JSON array.
     pub extra_links: String,
+    /// Strong entity tag of `content` and `extra_links`.
+    pub etag: String,
 }
 
 /// A collection checked and ready to store.
@@ -48,6 +50,20 @@ pub struct PreparedCollection {
     pub content: String,
     /// Links kept from the input, as a JSON array.
     pub extra_links: String,
+    /// Strong entity tag of `content` and `extra_links`.
+    pub etag: String,
+}
+
+/// Computes the entity tag of a stored document: a hash of what the server
+/// sends back for it, apart from the server's own links.
+pub fn etag(content: &str, extra_links: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(content.as_bytes());
+    hasher.update([0]);
+    hasher.update(extra_links.as_bytes());
+    let digest = hasher.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a STAC Item and prepares it for storage. `collection` fills the
@@ -109,7 +125,9 @@ pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedIt
     }
     let wkb = geometry.as_ref().map(to_wkb).transpose()?;
     let extra_links = take_links(&mut object).map_err(|e| format!("item '{id}': {e}"))?;
+    let content = Value::Object(object).to_string();
     Ok(PreparedItem {
+        etag: etag(&content, &extra_links),
         id,
         collection,
         datetime,
@@ -118,7 +136,7 @@ pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedIt
         geometry,
         envelope,
         wkb,
-        content: Value::Object(object).to_string(),
+        content,
         extra_links,
     })
 }
@@ -143,9 +161,11 @@ pub fn prepare_collection(value: Value) -> Result<PreparedCollection, String> {
         return Err(format!("collection '{id}': 'extent' is missing or not an object"));
     }
     let extra_links = take_links(&mut object).map_err(|e| format!("collection '{id}': {e}"))?;
+    let content = Value::Object(object).to_string();
     Ok(PreparedCollection {
         id,
-        content: Value::Object(object).to_string(),
+        etag: etag(&content, &extra_links),
+        content,
         extra_links,
     })
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,6 +18,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::api::{self, CatalogInfo, GEOJSON, Urls};
+use crate::auth::{Scope, Tokens, authorize};
 use crate::error::{Error, Result};
 use crate::paging::{PageBounds, Repeat, TokenSigner, page_links};
 use crate::search::{self, Endpoint, RawSearch, SearchLimits};
@@ -42,6 +44,30 @@ pub struct AppState {
     pub info: CatalogInfo,
     /// Base URL for links; when `None` it is taken from the request headers.
     pub public_url: Option<String>,
+    /// Accepted bearer tokens; writes are enabled only when this is set.
+    pub tokens: Option<Tokens>,
+    /// Require a token with the read scope for reads too.
+    pub private_reads: bool,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// Most items in one bulk write.
+    pub max_bulk_items: usize,
+}
+
+impl AppState {
+    /// Tells whether the write endpoints are served.
+    pub fn writes_enabled(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Lists the conformance classes, with the write classes when writes are enabled.
+    pub fn conformance(&self) -> Vec<&'static str> {
+        let mut classes = api::CONFORMANCE.to_vec();
+        if self.writes_enabled() {
+            classes.extend_from_slice(crate::transactions::CONFORMANCE);
+        }
+        classes
+    }
 }
 
 /// Allowed CORS origins.
@@ -92,7 +118,8 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
             );
         });
 
-    Router::new()
+    let body_limit = state.body_limit;
+    let mut routes = Router::new()
         .route("/", get(landing_page))
         .route("/conformance", get(conformance))
         .route("/api", get(openapi))
@@ -102,9 +129,15 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
         .route("/collections/{collection_id}", get(collection))
         .route("/collections/{collection_id}/items", get(items))
         .route("/collections/{collection_id}/items/{item_id}", get(item))
-        .route("/search", get(search_get).post(search_post))
+        .route("/search", get(search_get).post(search_post));
+    if state.writes_enabled() {
+        routes = crate::transactions::routes(routes);
+    }
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -119,6 +152,41 @@ fn json_response(media_type: &'static str, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Adds a strong `ETag` header.
+fn with_etag(mut response: Response, etag: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Checks bearer tokens: writes need the write scope, and reads need the read
+/// scope when reads are private. Searches by POST are reads.
+async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    let is_write = matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !(method == Method::POST && request.uri().path() == "/search");
+    let needed = if is_write {
+        Some(Scope::Write)
+    } else if state.private_reads {
+        Some(Scope::Read)
+    } else {
+        None
+    };
+    if let (Some(needed), Some(tokens)) = (needed, &state.tokens) {
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Err(e) = authorize(tokens, header, needed) {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> Error {
@@ -199,13 +267,19 @@ async fn landing_page(
     check_no_parameters(query.as_deref())?;
     let urls = Urls::new(&base_url(&state, &headers));
     let collections = state.store.collections().await?;
-    Ok(Json(api::landing_page(&urls, &state.info, &collections)).into_response())
+    Ok(Json(api::landing_page(
+        &urls,
+        &state.info,
+        &state.conformance(),
+        &collections,
+    ))
+    .into_response())
 }
 
 /// `GET /conformance` (OGC API Features `/req/core/conformance-success`).
-async fn conformance(RawQuery(query): RawQuery) -> Result<Response> {
+async fn conformance(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Result<Response> {
     check_no_parameters(query.as_deref())?;
-    Ok(Json(api::conformance()).into_response())
+    Ok(Json(json!({ "conformsTo": state.conformance() })).into_response())
 }
 
 /// `GET /api`: the OpenAPI 3.0 definition (`service-desc`).
@@ -256,7 +330,10 @@ async fn collection(
         .ok_or_else(|| collection_not_found(&collection_id))?;
     let mut body = String::with_capacity(collection.content.len() + 1024);
     api::write_collection(&urls, &collection, &mut body);
-    Ok(json_response("application/json", body))
+    Ok(with_etag(
+        json_response("application/json", body),
+        &collection.etag,
+    ))
 }
 
 fn collection_not_found(id: &str) -> Error {
@@ -284,7 +361,7 @@ async fn item(
     };
     let mut body = String::with_capacity(item.content.len() + 1024);
     api::write_item(&urls, &item, &mut body);
-    Ok(json_response(GEOJSON, body))
+    Ok(with_etag(json_response(GEOJSON, body), &item.etag))
 }
 
 /// Runs a validated search and sends the item collection. Pages read forward
@@ -505,9 +582,16 @@ async fn search_get(
 async fn search_post(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: JsonBody,
 ) -> Result<Response> {
-    let body = json_object_body(&headers, &body)?;
+    let body = match body.json(&headers)? {
+        Value::Object(map) => map,
+        _ => {
+            return Err(Error::InvalidBody(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+    };
     let raw = search::from_body(&body)?;
     let query = search::validate(&raw, &state.limits)?;
     let urls = Urls::new(&base_url(&state, &headers));
@@ -524,35 +608,63 @@ async fn search_post(
     .await
 }
 
-/// Checks the media type and parses a JSON object body.
-fn json_object_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let is_json =
-        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if !is_json {
-        return Err(Error::UnsupportedMediaType(format!(
-            "request body must be JSON with Content-Type: application/json (found '{content_type}')"
-        )));
+/// A request body read under the configured size limit. Its failures use the
+/// same JSON error shape as everything else.
+pub struct JsonBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> std::result::Result<Self, Self::Rejection> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(JsonBody(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Error::PayloadTooLarge(
+                    "the request body is larger than the server accepts (see --body-limit)".into(),
+                ))
+            }
+            Err(rejection) => Err(Error::InvalidBody(format!(
+                "cannot read the request body: {rejection}"
+            ))),
+        }
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
+}
+
+impl JsonBody {
+    /// Parses the body as JSON after checking that its media type is JSON.
+    pub fn json(&self, headers: &HeaderMap) -> Result<Value> {
+        self.json_any(headers, false)
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::InvalidBody(
-            "the request body must be a JSON object".into(),
-        )),
-        Err(e) => Err(Error::InvalidBody(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
+
+    /// Parses the body as JSON; `patch` also accepts the JSON Patch and JSON
+    /// Merge Patch media types. An empty body is an empty object.
+    pub fn json_any(&self, headers: &HeaderMap, patch: bool) -> Result<Value> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let is_json = essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"));
+        if !is_json {
+            let accepted = if patch {
+                "application/json, application/merge-patch+json or application/json-patch+json"
+            } else {
+                "application/json"
+            };
+            return Err(Error::UnsupportedMediaType(format!(
+                "request body must be JSON with Content-Type: {accepted} (found '{content_type}')"
+            )));
+        }
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Map::new()));
+        }
+        serde_json::from_slice::<Value>(&self.0)
+            .map_err(|e| Error::InvalidBody(format!("the request body is not valid JSON: {e}")))
     }
 }

@@ -14,7 +14,9 @@ CREATE TABLE stacd.settings (
 CREATE TABLE stacd.collections (
     id          text COLLATE "C" PRIMARY KEY,
     content     jsonb NOT NULL,
-    extra_links jsonb NOT NULL DEFAULT '[]'
+    extra_links jsonb NOT NULL DEFAULT '[]',
+    -- Strong entity tag of the stored document, for If-Match.
+    etag        text NOT NULL
 );
 
 CREATE TABLE stacd.items (
@@ -27,6 +29,8 @@ CREATE TABLE stacd.items (
     geometry       geometry(Geometry, 4326),
     content        jsonb NOT NULL,
     extra_links    jsonb NOT NULL DEFAULT '[]',
+    -- Strong entity tag of the stored document, for If-Match.
+    etag           text NOT NULL,
     PRIMARY KEY (collection, id)
 );
 

@@ -14,7 +14,9 @@ CREATE TABLE settings (
 CREATE TABLE collections (
     id          TEXT PRIMARY KEY,
     content     TEXT NOT NULL,
-    extra_links TEXT NOT NULL DEFAULT '[]'
+    extra_links TEXT NOT NULL DEFAULT '[]',
+    -- Strong entity tag of the stored document, for If-Match.
+    etag        TEXT NOT NULL
 );
 
 CREATE TABLE items (
@@ -28,6 +30,8 @@ CREATE TABLE items (
     geometry       BLOB,
     content        TEXT NOT NULL,
     extra_links    TEXT NOT NULL DEFAULT '[]',
+    -- Strong entity tag of the stored document, for If-Match.
+    etag           TEXT NOT NULL,
     UNIQUE (collection, id)
 );
 

@@ -102,6 +102,8 @@ pub struct StoredItem {
     pub content: String,
     /// Links the item carried that are not server links, as a JSON array.
     pub extra_links: String,
+    /// Strong entity tag.
+    pub etag: String,
 }
 
 /// One page of search results, in the default order.
@@ -128,6 +130,8 @@ pub struct StoredCollection {
     pub content: String,
     /// Links the collection carried that are not server links, as a JSON array.
     pub extra_links: String,
+    /// Strong entity tag.
+    pub etag: String,
 }
 
 /// Items of one page as a store reads them.
@@ -210,6 +214,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Inserts or replaces a collection.
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()>;
 
+    /// Creates a collection; `Error::Conflict` when the id exists.
+    async fn create_collection(&self, collection: &PreparedCollection) -> Result<()>;
+
+    /// Replaces a collection. Fails with `Error::NotFound` when it does not
+    /// exist and `Error::PreconditionFailed` when `if_match` is given and
+    /// differs from the stored entity tag.
+    async fn replace_collection(&self, collection: &PreparedCollection, if_match: Option<&str>)
+    -> Result<()>;
+
+    /// Deletes a collection. Fails with `Error::Conflict` when it still has
+    /// items, unless `cascade` deletes them with it.
+    async fn delete_collection(&self, id: &str, if_match: Option<&str>, cascade: bool) -> Result<()>;
+
+    /// Replaces an item, with the same failures as `replace_collection`.
+    async fn replace_item(&self, item: &PreparedItem, if_match: Option<&str>) -> Result<()>;
+
+    /// Deletes an item, with the same failures as `replace_collection`.
+    async fn delete_item(&self, collection: &str, id: &str, if_match: Option<&str>) -> Result<()>;
+
     /// Writes items in one transaction: all of them or none. Fails with
     /// `Error::Conflict` naming the ids when `mode` is `Insert` and some exist,
     /// and with `Error::NotFound` when a collection does not exist.
@@ -273,6 +296,17 @@ fn duplicate_error(duplicates: &[String]) -> Error {
         "{} item(s) already exist (collection/id): {names}; use upsert to replace them",
         duplicates.len()
     ))
+}
+
+/// Explains why a conditional write matched no row: the resource is missing,
+/// or its entity tag differs from `If-Match`.
+fn write_miss(what: &str, exists: bool, if_match: Option<&str>) -> Error {
+    match (exists, if_match) {
+        (true, Some(tag)) => Error::PreconditionFailed(format!(
+            "{what} was changed by another request: If-Match \"{tag}\" no longer matches; fetch it again and retry"
+        )),
+        _ => Error::NotFound(format!("{what} not found")),
+    }
 }
 
 /// Hides the password of a database URL so it can be logged.

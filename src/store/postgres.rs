@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::sql::{self, Arg, Dialect};
 use super::{
     Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
-    duplicate_error, spawn_stream,
+    duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
 use crate::prepare::{PreparedCollection, PreparedItem};
@@ -55,7 +55,7 @@ fn bind_all<'q>(mut query: PgQuery<'q>, args: &[Arg]) -> PgQuery<'q> {
 }
 
 const ITEM_COLUMNS: &str =
-    "i.collection, i.id, i.datetime, i.content::text AS content, i.extra_links::text AS extra_links";
+    "i.collection, i.id, i.datetime, i.content::text AS content, i.extra_links::text AS extra_links, i.etag";
 
 impl PostgresStore {
     /// Connects, and checks that PostGIS is available.
@@ -113,7 +113,26 @@ impl PostgresStore {
             },
             content: row.try_get("content")?,
             extra_links: row.try_get("extra_links")?,
+            etag: row.try_get("etag")?,
         })
+    }
+
+    fn decode_collection(row: &PgRow) -> Result<StoredCollection> {
+        Ok(StoredCollection {
+            id: row.try_get("id")?,
+            content: row.try_get("content")?,
+            extra_links: row.try_get("extra_links")?,
+            etag: row.try_get("etag")?,
+        })
+    }
+
+    /// Tells whether a row with this key exists, inside a transaction.
+    async fn exists(tx: &mut sqlx::PgConnection, sql: &'static str, keys: &[&str]) -> Result<bool> {
+        let mut query = sqlx::query(sql);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        Ok(query.fetch_optional(&mut *tx).await?.is_some())
     }
 
     /// Reads one page of items in order and sends them until the receiver is gone.
@@ -215,35 +234,24 @@ impl Backend for PostgresStore {
     }
 
     async fn collections(&self) -> Result<Vec<StoredCollection>> {
-        let rows =
-            sqlx::query("SELECT id, content::text, extra_links::text FROM stacd.collections ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredCollection {
-                    id: row.try_get(0)?,
-                    content: row.try_get(1)?,
-                    extra_links: row.try_get(2)?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(
+            "SELECT id, content::text AS content, extra_links::text AS extra_links, etag \
+             FROM stacd.collections ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::decode_collection).collect()
     }
 
     async fn collection(&self, id: &str) -> Result<Option<StoredCollection>> {
-        let row =
-            sqlx::query("SELECT id, content::text, extra_links::text FROM stacd.collections WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok(StoredCollection {
-                id: row.try_get(0)?,
-                content: row.try_get(1)?,
-                extra_links: row.try_get(2)?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(
+            "SELECT id, content::text AS content, extra_links::text AS extra_links, etag \
+             FROM stacd.collections WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::decode_collection).transpose()
     }
 
     async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
@@ -271,14 +279,172 @@ impl Backend for PostgresStore {
 
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {
         sqlx::query(
-            "INSERT INTO stacd.collections (id, content, extra_links) VALUES ($1, $2::jsonb, $3::jsonb) \
-             ON CONFLICT (id) DO UPDATE SET content = excluded.content, extra_links = excluded.extra_links",
+            "INSERT INTO stacd.collections (id, content, extra_links, etag) VALUES ($1, $2::jsonb, $3::jsonb, $4) \
+             ON CONFLICT (id) DO UPDATE SET content = excluded.content, extra_links = excluded.extra_links, \
+             etag = excluded.etag",
         )
         .bind(&collection.id)
         .bind(&collection.content)
         .bind(&collection.extra_links)
+        .bind(&collection.etag)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn create_collection(&self, collection: &PreparedCollection) -> Result<()> {
+        let created = sqlx::query(
+            "INSERT INTO stacd.collections (id, content, extra_links, etag) VALUES ($1, $2::jsonb, $3::jsonb, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&collection.id)
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .bind(&collection.etag)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if created == 0 {
+            return Err(Error::Conflict(format!(
+                "collection '{}' already exists",
+                collection.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn replace_collection(
+        &self,
+        collection: &PreparedCollection,
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE stacd.collections SET content = $1::jsonb, extra_links = $2::jsonb, etag = $3 \
+             WHERE id = $4 AND ($5::text IS NULL OR etag = $5)",
+        )
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .bind(&collection.etag)
+        .bind(&collection.id)
+        .bind(if_match)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let exists = Self::exists(
+                &mut tx,
+                "SELECT 1 FROM stacd.collections WHERE id = $1",
+                &[&collection.id],
+            )
+            .await?;
+            return Err(write_miss(
+                &format!("collection '{}'", collection.id),
+                exists,
+                if_match,
+            ));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_collection(&self, id: &str, if_match: Option<&str>, cascade: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Locks the row, so no item can be added to the collection until the transaction ends.
+        let etag: Option<String> =
+            sqlx::query_scalar("SELECT etag FROM stacd.collections WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let what = format!("collection '{id}'");
+        match (&etag, if_match) {
+            (None, _) => return Err(write_miss(&what, false, if_match)),
+            (Some(stored), Some(wanted)) if stored != wanted => {
+                return Err(write_miss(&what, true, if_match));
+            }
+            _ => {}
+        }
+        let has_items = Self::exists(
+            &mut tx,
+            "SELECT 1 FROM stacd.items WHERE collection = $1 LIMIT 1",
+            &[id],
+        )
+        .await?;
+        if has_items && !cascade {
+            return Err(Error::Conflict(format!(
+                "collection '{id}' still has items; delete them first, or add ?cascade=true to delete them with it"
+            )));
+        }
+        for statement in [
+            "DELETE FROM stacd.items WHERE collection = $1",
+            "DELETE FROM stacd.collection_counts WHERE collection = $1",
+            "DELETE FROM stacd.collections WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_item(&self, item: &PreparedItem, if_match: Option<&str>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE stacd.items SET datetime = $1, start_datetime = $2, end_datetime = $3, \
+             geometry = ST_GeomFromWKB($4, 4326), content = $5::jsonb, extra_links = $6::jsonb, etag = $7 \
+             WHERE collection = $8 AND id = $9 AND ($10::text IS NULL OR etag = $10)",
+        )
+        .bind(to_time(item.datetime))
+        .bind(to_time(item.start))
+        .bind(to_time(item.end))
+        .bind(item.wkb.as_deref())
+        .bind(&item.content)
+        .bind(&item.extra_links)
+        .bind(&item.etag)
+        .bind(&item.collection)
+        .bind(&item.id)
+        .bind(if_match)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let exists = Self::exists(
+                &mut tx,
+                "SELECT 1 FROM stacd.items WHERE collection = $1 AND id = $2",
+                &[&item.collection, &item.id],
+            )
+            .await?;
+            let what = format!("item '{}' in collection '{}'", item.id, item.collection);
+            return Err(write_miss(&what, exists, if_match));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_item(&self, collection: &str, id: &str, if_match: Option<&str>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM stacd.items WHERE collection = $1 AND id = $2 AND ($3::text IS NULL OR etag = $3)",
+        )
+        .bind(collection)
+        .bind(id)
+        .bind(if_match)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            let exists = Self::exists(
+                &mut tx,
+                "SELECT 1 FROM stacd.items WHERE collection = $1 AND id = $2",
+                &[collection, id],
+            )
+            .await?;
+            return Err(write_miss(
+                &format!("item '{id}' in collection '{collection}'"),
+                exists,
+                if_match,
+            ));
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -310,14 +476,15 @@ impl Backend for PostgresStore {
             InsertMode::Upsert => {
                 "ON CONFLICT (collection, id) DO UPDATE SET datetime = excluded.datetime, \
                  start_datetime = excluded.start_datetime, end_datetime = excluded.end_datetime, \
-                 geometry = excluded.geometry, content = excluded.content, extra_links = excluded.extra_links"
+                 geometry = excluded.geometry, content = excluded.content, extra_links = excluded.extra_links, \
+                 etag = excluded.etag"
             }
         };
         let text = format!(
-            "INSERT INTO stacd.items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
-             SELECT c, i, d, s, e, ST_GeomFromWKB(g, 4326), t::jsonb, l::jsonb \
+            "INSERT INTO stacd.items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links, etag) \
+             SELECT c, i, d, s, e, ST_GeomFromWKB(g, 4326), t::jsonb, l::jsonb, h \
              FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], \
-                         $6::bytea[], $7::text[], $8::text[]) AS u(c, i, d, s, e, g, t, l) \
+                         $6::bytea[], $7::text[], $8::text[], $9::text[]) AS u(c, i, d, s, e, g, t, l, h) \
              {on_conflict} RETURNING collection, id"
         );
         let rows = sqlx::query(AssertSqlSafe(text))
@@ -334,6 +501,7 @@ impl Backend for PostgresStore {
             )
             .bind(items.iter().map(|i| i.content.clone()).collect::<Vec<_>>())
             .bind(items.iter().map(|i| i.extra_links.clone()).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| i.etag.clone()).collect::<Vec<_>>())
             .fetch_all(&mut *tx)
             .await?;
         if rows.len() != items.len() {

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use super::sql::{self, Arg, Dialect};
 use super::{
     Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
-    duplicate_error, spawn_stream,
+    duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
 use crate::geometry::from_wkb;
@@ -24,7 +24,11 @@ use tokio::sync::mpsc::Sender;
 
 /// The SQLite catalog store.
 pub struct SqliteStore {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// One connection for writes. SQLite allows one writer at a time, and
+    /// queueing writers here avoids lock upgrades failing with SQLITE_BUSY.
+    writer: SqlitePool,
     path: String,
 }
 
@@ -72,6 +76,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -79,6 +88,7 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore {
             pool,
+            writer,
             path: path.to_string(),
         })
     }
@@ -92,7 +102,46 @@ impl SqliteStore {
             },
             content: row.try_get("content")?,
             extra_links: row.try_get("extra_links")?,
+            etag: row.try_get("etag")?,
         })
+    }
+
+    fn decode_collection(row: &SqliteRow) -> Result<StoredCollection> {
+        Ok(StoredCollection {
+            id: row.try_get("id")?,
+            content: row.try_get("content")?,
+            extra_links: row.try_get("extra_links")?,
+            etag: row.try_get("etag")?,
+        })
+    }
+
+    /// Puts an item's envelope in the R*Tree, or removes it for a null geometry.
+    async fn index_envelope(
+        connection: &mut sqlx::SqliteConnection,
+        pk: i64,
+        envelope: Option<[f64; 4]>,
+    ) -> Result<()> {
+        match envelope {
+            Some([min_x, min_y, max_x, max_y]) => {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(pk)
+                .bind(min_x)
+                .bind(max_x)
+                .bind(min_y)
+                .bind(max_y)
+                .execute(&mut *connection)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
+                    .bind(pk)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads matching items in order, applies the exact geometry test, and
@@ -114,7 +163,7 @@ impl SqliteStore {
             format!("LIMIT {wanted}")
         };
         let text = format!(
-            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links{geometry} \
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links, i.etag{geometry} \
              FROM items i {where_} {order} {limit}",
             geometry = if spatial { ", i.geometry" } else { "" },
             where_ = filter.sql,
@@ -236,7 +285,7 @@ impl Backend for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrator().run(&self.pool).await?;
+        migrator().run(&self.writer).await?;
         Ok(())
     }
 
@@ -244,7 +293,7 @@ impl Backend for SqliteStore {
         let fresh = uuid::Uuid::new_v4().as_bytes().to_vec();
         sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES ('token_key', ?)")
             .bind(fresh)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'token_key'")
             .fetch_one(&self.pool)
@@ -253,38 +302,23 @@ impl Backend for SqliteStore {
     }
 
     async fn collections(&self) -> Result<Vec<StoredCollection>> {
-        let rows = sqlx::query("SELECT id, content, extra_links FROM collections ORDER BY id")
+        let rows = sqlx::query("SELECT id, content, extra_links, etag FROM collections ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredCollection {
-                    id: row.try_get(0)?,
-                    content: row.try_get(1)?,
-                    extra_links: row.try_get(2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(Self::decode_collection).collect()
     }
 
     async fn collection(&self, id: &str) -> Result<Option<StoredCollection>> {
-        let row = sqlx::query("SELECT id, content, extra_links FROM collections WHERE id = ?")
+        let row = sqlx::query("SELECT id, content, extra_links, etag FROM collections WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(StoredCollection {
-                id: row.try_get(0)?,
-                content: row.try_get(1)?,
-                extra_links: row.try_get(2)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(Self::decode_collection).transpose()
     }
 
     async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
         let row = sqlx::query(
-            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links FROM items i \
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links, i.etag FROM items i \
              WHERE i.collection = ? AND i.id = ?",
         )
         .bind(collection)
@@ -309,19 +343,187 @@ impl Backend for SqliteStore {
 
     async fn upsert_collection(&self, collection: &PreparedCollection) -> Result<()> {
         sqlx::query(
-            "INSERT INTO collections (id, content, extra_links) VALUES (?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET content = excluded.content, extra_links = excluded.extra_links",
+            "INSERT INTO collections (id, content, extra_links, etag) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET content = excluded.content, \
+             extra_links = excluded.extra_links, etag = excluded.etag",
         )
         .bind(&collection.id)
         .bind(&collection.content)
         .bind(&collection.extra_links)
-        .execute(&self.pool)
+        .bind(&collection.etag)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
 
+    async fn create_collection(&self, collection: &PreparedCollection) -> Result<()> {
+        let created = sqlx::query(
+            "INSERT INTO collections (id, content, extra_links, etag) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&collection.id)
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .bind(&collection.etag)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        if created == 0 {
+            return Err(Error::Conflict(format!(
+                "collection '{}' already exists",
+                collection.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn replace_collection(
+        &self,
+        collection: &PreparedCollection,
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE collections SET content = ?, extra_links = ?, etag = ? \
+             WHERE id = ? AND (? IS NULL OR etag = ?)",
+        )
+        .bind(&collection.content)
+        .bind(&collection.extra_links)
+        .bind(&collection.etag)
+        .bind(&collection.id)
+        .bind(if_match)
+        .bind(if_match)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let exists = sqlx::query("SELECT 1 FROM collections WHERE id = ?")
+                .bind(&collection.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Err(write_miss(
+                &format!("collection '{}'", collection.id),
+                exists,
+                if_match,
+            ));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_collection(&self, id: &str, if_match: Option<&str>, cascade: bool) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let etag: Option<String> = sqlx::query_scalar("SELECT etag FROM collections WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let what = format!("collection '{id}'");
+        match (&etag, if_match) {
+            (None, _) => return Err(write_miss(&what, false, if_match)),
+            (Some(stored), Some(wanted)) if stored != wanted => {
+                return Err(write_miss(&what, true, if_match));
+            }
+            _ => {}
+        }
+        let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items WHERE collection = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if items > 0 && !cascade {
+            return Err(Error::Conflict(format!(
+                "collection '{id}' still has {items} item(s); delete them first, or add ?cascade=true to delete them with it"
+            )));
+        }
+        sqlx::query("DELETE FROM items_rtree WHERE pk IN (SELECT pk FROM items WHERE collection = ?)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM items WHERE collection = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM collection_counts WHERE collection = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM collections WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_item(&self, item: &PreparedItem, if_match: Option<&str>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let pk: Option<i64> = sqlx::query_scalar(
+            "UPDATE items SET datetime = ?, start_datetime = ?, end_datetime = ?, geometry = ?, \
+             content = ?, extra_links = ?, etag = ? \
+             WHERE collection = ? AND id = ? AND (? IS NULL OR etag = ?) RETURNING pk",
+        )
+        .bind(item.datetime)
+        .bind(item.start)
+        .bind(item.end)
+        .bind(item.wkb.as_deref())
+        .bind(&item.content)
+        .bind(&item.extra_links)
+        .bind(&item.etag)
+        .bind(&item.collection)
+        .bind(&item.id)
+        .bind(if_match)
+        .bind(if_match)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(pk) = pk else {
+            let exists = sqlx::query("SELECT 1 FROM items WHERE collection = ? AND id = ?")
+                .bind(&item.collection)
+                .bind(&item.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            let what = format!("item '{}' in collection '{}'", item.id, item.collection);
+            return Err(write_miss(&what, exists, if_match));
+        };
+        Self::index_envelope(&mut tx, pk, item.envelope).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_item(&self, collection: &str, id: &str, if_match: Option<&str>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let pk: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM items WHERE collection = ? AND id = ? AND (? IS NULL OR etag = ?) RETURNING pk",
+        )
+        .bind(collection)
+        .bind(id)
+        .bind(if_match)
+        .bind(if_match)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(pk) = pk else {
+            let exists = sqlx::query("SELECT 1 FROM items WHERE collection = ? AND id = ?")
+                .bind(collection)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Err(write_miss(
+                &format!("item '{id}' in collection '{collection}'"),
+                exists,
+                if_match,
+            ));
+        };
+        sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn insert_items(&self, items: &[PreparedItem], mode: InsertMode) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
 
         let collections: BTreeSet<&str> = items.iter().map(|i| i.collection.as_str()).collect();
         for collection in &collections {
@@ -338,15 +540,15 @@ impl Backend for SqliteStore {
 
         let insert_sql = match mode {
             InsertMode::Insert => {
-                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING RETURNING pk"
+                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links, etag) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING RETURNING pk"
             }
             InsertMode::Upsert => {
-                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET \
+                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links, etag) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET \
                  datetime = excluded.datetime, start_datetime = excluded.start_datetime, \
                  end_datetime = excluded.end_datetime, geometry = excluded.geometry, \
-                 content = excluded.content, extra_links = excluded.extra_links RETURNING pk"
+                 content = excluded.content, extra_links = excluded.extra_links, etag = excluded.etag RETURNING pk"
             }
         };
         let mut duplicates = Vec::new();
@@ -360,30 +562,14 @@ impl Backend for SqliteStore {
                 .bind(item.wkb.as_deref())
                 .bind(&item.content)
                 .bind(&item.extra_links)
+                .bind(&item.etag)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(pk) = pk else {
                 duplicates.push(format!("{}/{}", item.collection, item.id));
                 continue;
             };
-            match item.envelope {
-                Some([min_x, min_y, max_x, max_y]) => {
-                    sqlx::query("INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)")
-                        .bind(pk)
-                        .bind(min_x)
-                        .bind(max_x)
-                        .bind(min_y)
-                        .bind(max_y)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
-                        .bind(pk)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            Self::index_envelope(&mut tx, pk, item.envelope).await?;
         }
         if !duplicates.is_empty() {
             tx.rollback().await?;

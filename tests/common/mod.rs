@@ -90,6 +90,30 @@ pub async fn app(store: Arc<dyn Backend>, limits: SearchLimits) -> Router {
             description: "Catalog under test".into(),
         },
         public_url: None,
+        tokens: None,
+        private_reads: false,
+        body_limit: 16 * 1024 * 1024,
+        max_bulk_items: 10_000,
+    });
+    router(state, CorsOrigins::Any)
+}
+
+/// Builds a router with writes enabled for the given tokens file.
+pub async fn writable_app(store: Arc<dyn Backend>, tokens: &std::path::Path, private_reads: bool) -> Router {
+    let state = Arc::new(AppState {
+        signer: TokenSigner::new(store.secret().await.unwrap()),
+        store,
+        limits: SearchLimits::default(),
+        info: CatalogInfo {
+            id: "test".into(),
+            title: "Test catalog".into(),
+            description: "Catalog under test".into(),
+        },
+        public_url: None,
+        tokens: Some(stacd::auth::Tokens::load(tokens).unwrap()),
+        private_reads,
+        body_limit: 64 * 1024,
+        max_bulk_items: 50,
     });
     router(state, CorsOrigins::Any)
 }
