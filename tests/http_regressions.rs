@@ -120,8 +120,8 @@ async fn invalid_utf8_in_path(store: TestStore) {
     }
 }
 
-/// Checks a search body above the size limit. The body extractor rejects it,
-/// and its default rejection is a `text/plain` 413.
+/// Checks a search body above the size limit. Axum's `Bytes` extractor rejected
+/// it with its default `text/plain` 413 ("Failed to buffer the request body").
 async fn oversized_search_body(store: TestStore) {
     let app = fixture_app(&store).await;
     // NOTE: 17 MiB must stay above `body_limit` in `common::app` (16 MiB) and above the
@@ -169,11 +169,11 @@ async fn truncated_token_tag(store: TestStore) {
     let (payload, tag) = token.split_once('.').unwrap();
     let tag = URL_SAFE_NO_PAD.decode(tag).unwrap();
     assert_eq!(tag.len(), 16, "tokens carry a 16-byte tag: {token}");
-    for kept in [1, 8, 15] {
-        let truncated = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..kept]));
+    for tag_len in [1, 8, 15] {
+        let truncated = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..tag_len]));
         let uri = format!("/search?limit=1&token={truncated}");
         let answer = get(&app, &uri).await;
-        assert_client_error(&answer, &format!("token with a {kept}-byte tag"));
+        assert_client_error(&answer, &format!("token with a {tag_len}-byte tag"));
     }
 }
 
