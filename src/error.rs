@@ -141,8 +141,15 @@ impl Error {
     }
 
     /// Builds an `InvalidParameter` error for `name` with value `value`.
+    /// Long values are cut to their first 200 characters, so an error never echoes a whole body back.
     pub fn parameter(name: &str, value: impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
-        Error::InvalidParameter(format!("invalid value for '{name}': '{value}': {reason}"))
+        const SHOWN: usize = 200;
+        let value = value.to_string();
+        let shown = match value.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("{}...", &value[..cut]),
+            None => value,
+        };
+        Error::InvalidParameter(format!("invalid value for '{name}': '{shown}': {reason}"))
     }
 }
 

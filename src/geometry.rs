@@ -47,6 +47,15 @@ fn check_value(value: &GeometryValue, what: &str) -> Result<(), String> {
                     "{what}: a GeometryCollection needs at least one geometry"
                 ));
             }
+            // RFC 7946 section 3.1.8 advises against nesting; rejecting it also bounds recursion.
+            if geometries
+                .iter()
+                .any(|g| matches!(g.value, GeometryValue::GeometryCollection { .. }))
+            {
+                return Err(format!(
+                    "{what}: a GeometryCollection inside a GeometryCollection is not accepted; flatten it"
+                ));
+            }
             geometries.iter().try_for_each(|g| check_value(&g.value, what))
         }
     }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::prepare::{PreparedItem, prepare_collection, prepare_item};
+use crate::prepare::{Checks, PreparedItem, prepare_collection, prepare_item_with};
 use crate::store::{Backend, InsertMode};
 
 /// Counts and error messages of one load.
@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub batch_size: usize,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Checks on items, the same as the API's.
+    pub checks: Checks,
 }
 
 /// One item record waiting for its batch, with where it came from.
@@ -318,7 +320,7 @@ impl Loader<'_> {
 
     async fn push(&mut self, value: Value, origin: String, collection: Option<&str>) -> Result<()> {
         let id = value["id"].as_str().unwrap_or("(no id)").to_string();
-        match prepare_item(value, collection) {
+        match prepare_item_with(value, collection, self.options.checks) {
             Ok(item) => self.batch.push(Record { item, origin }),
             Err(e) => self.reject_record(format!("{origin}: item '{id}': {e}")),
         }

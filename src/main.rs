@@ -13,6 +13,7 @@ use stacd::api::CatalogInfo;
 use stacd::auth::{Scope, Tokens};
 use stacd::load::{LoadOptions, load_paths, report};
 use stacd::paging::TokenSigner;
+use stacd::prepare::Checks;
 use stacd::routes::{AppState, CorsOrigins, router};
 use stacd::search::SearchLimits;
 use stacd::store::{self, Backend, InsertMode, redact_url};
@@ -137,6 +138,10 @@ struct ServeArgs {
     #[arg(long, env = "STACD_BODY_LIMIT_MIB", default_value_t = 16)]
     body_limit_mib: usize,
 
+    /// Accept item geometries that are not valid simple features (such as self-intersecting polygons).
+    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY")]
+    allow_invalid_geometry: bool,
+
     /// Most items in one bulk write; more get 413.
     #[arg(long, env = "STACD_MAX_BULK_ITEMS", default_value_t = 10_000)]
     max_bulk_items: usize,
@@ -153,6 +158,10 @@ struct LoadArgs {
     /// Replace items that already exist instead of rejecting them.
     #[arg(long)]
     upsert: bool,
+
+    /// Accept item geometries that are not valid simple features (such as self-intersecting polygons).
+    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY")]
+    allow_invalid_geometry: bool,
 
     /// Items written per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -221,6 +230,9 @@ async fn load(args: LoadArgs) -> Result<ExitCode> {
         },
         batch_size: args.batch_size as usize,
         progress: std::io::stderr().is_terminal(),
+        checks: Checks {
+            allow_invalid_geometry: args.allow_invalid_geometry,
+        },
     };
     let summary = load_paths(store.as_ref(), &args.paths, options).await?;
     report(&summary, started);
@@ -270,6 +282,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             mode: InsertMode::Upsert,
             batch_size: 1000,
             progress: std::io::stderr().is_terminal(),
+            checks: Checks {
+                allow_invalid_geometry: args.allow_invalid_geometry,
+            },
         };
         let summary = load_paths(store.as_ref(), &args.paths, options).await?;
         report(&summary, started);
@@ -292,6 +307,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         private_reads: args.private_reads,
         body_limit: args.body_limit_mib.saturating_mul(1024 * 1024),
         max_bulk_items: args.max_bulk_items,
+        checks: Checks {
+            allow_invalid_geometry: args.allow_invalid_geometry,
+        },
     });
     tracing::info!(
         writes = state.writes_enabled(),

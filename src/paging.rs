@@ -23,6 +23,11 @@ type HmacSha256 = Hmac<Sha256>;
 /// Length of the truncated HMAC tag, in bytes.
 const TAG_LEN: usize = 16;
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds since
+/// the Unix epoch: the range that both stores can compare against.
+const MIN_KEY_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_KEY_MICROS: i64 = 253_402_300_799_999_999;
+
 #[derive(Serialize, Deserialize)]
 struct Payload {
     /// Direction.
@@ -83,6 +88,11 @@ impl TokenSigner {
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
             .map_err(|_| invalid("malformed token"))?;
+        // `verify_truncated_left` accepts any prefix of the tag, so a short tag
+        // would be easy to forge: only the full length is accepted.
+        if tag.len() != TAG_LEN {
+            return Err(invalid("the token was altered or issued by another catalog"));
+        }
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(&json);
         mac.verify_truncated_left(&tag)
@@ -90,6 +100,15 @@ impl TokenSigner {
         let payload: Payload = serde_json::from_slice(&json).map_err(|_| invalid("malformed token"))?;
         if payload.q != fingerprint(query) {
             return Err(invalid("the token belongs to a different search"));
+        }
+        // Keys are only ever issued from stored items, but the stores must
+        // still never see one they cannot bind: a time outside years 1..9999 or a NUL.
+        let key = &payload.k;
+        if !(MIN_KEY_MICROS..=MAX_KEY_MICROS).contains(&key.datetime)
+            || key.collection.contains('\0')
+            || key.id.contains('\0')
+        {
+            return Err(invalid("malformed token"));
         }
         Ok(Cursor {
             direction: payload.d,

@@ -66,9 +66,30 @@ pub fn etag(content: &str, extra_links: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Checks that can be relaxed by configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// Accept geometries that are not valid simple features, such as
+    /// self-intersecting polygons. Structure and coordinate ranges are still checked.
+    pub allow_invalid_geometry: bool,
+}
+
+/// Largest distance, in degrees, by which a geometry may stick out of the
+/// item's `bbox` (about 1 m), to allow for rounding in the producer.
+const BBOX_TOLERANCE: f64 = 1e-5;
+
+/// Checks a STAC Item with the default checks; see [`prepare_item_with`].
+pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedItem, String> {
+    prepare_item_with(value, collection, Checks::default())
+}
+
 /// Checks a STAC Item and prepares it for storage. `collection` fills the
 /// item's `collection` member when it has none and must agree when it has one.
-pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedItem, String> {
+pub fn prepare_item_with(
+    value: Value,
+    collection: Option<&str>,
+    checks: Checks,
+) -> Result<PreparedItem, String> {
     let Value::Object(mut object) = value else {
         return Err("an item must be a JSON object".into());
     };
@@ -109,7 +130,21 @@ pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedIt
         Some(Value::Null) => None,
         Some(value) => Some(parse_geojson(value, "geometry").map_err(|e| format!("item '{id}': {e}"))?),
     };
+    if let Some(geometry) = &geometry
+        && !checks.allow_invalid_geometry
+    {
+        use geo::Validation;
+        if let Err(problem) = geometry.check_validation() {
+            return Err(format!(
+                "item '{id}': 'geometry' is not a valid simple feature: {problem} \
+                 (the server accepts it only with --allow-invalid-geometry)"
+            ));
+        }
+    }
     let envelope = geometry.as_ref().and_then(envelope);
+    if let (Some(Value::Array(bbox)), Some(env)) = (object.get("bbox"), envelope) {
+        check_bbox(bbox, env).map_err(|e| format!("item '{id}': {e}"))?;
+    }
     match (object.get("bbox"), envelope) {
         (None | Some(Value::Null), Some(env)) => {
             object.insert("bbox".into(), serde_json::json!(env));
@@ -126,6 +161,7 @@ pub fn prepare_item(value: Value, collection: Option<&str>) -> Result<PreparedIt
     let wkb = geometry.as_ref().map(to_wkb).transpose()?;
     let extra_links = take_links(&mut object).map_err(|e| format!("item '{id}': {e}"))?;
     let content = Value::Object(object).to_string();
+    reject_nul(&content, &extra_links).map_err(|e| format!("item '{id}': {e}"))?;
     Ok(PreparedItem {
         etag: etag(&content, &extra_links),
         id,
@@ -162,6 +198,7 @@ pub fn prepare_collection(value: Value) -> Result<PreparedCollection, String> {
     }
     let extra_links = take_links(&mut object).map_err(|e| format!("collection '{id}': {e}"))?;
     let content = Value::Object(object).to_string();
+    reject_nul(&content, &extra_links).map_err(|e| format!("collection '{id}': {e}"))?;
     Ok(PreparedCollection {
         id,
         etag: etag(&content, &extra_links),
@@ -170,8 +207,55 @@ pub fn prepare_collection(value: Value) -> Result<PreparedCollection, String> {
     })
 }
 
+/// Checks that a `bbox` of 4 or 6 numbers contains the geometry's envelope. A
+/// bbox whose west edge is east of its east edge crosses the antimeridian, so
+/// only its latitudes are compared.
+fn check_bbox(bbox: &[Value], envelope: [f64; 4]) -> Result<(), String> {
+    let numbers: Vec<f64> = bbox.iter().filter_map(Value::as_f64).collect();
+    let [west, south, east, north] = match numbers.as_slice() {
+        [w, s, e, n] => [*w, *s, *e, *n],
+        [w, s, _, e, n, _] => [*w, *s, *e, *n],
+        _ => return Err("'bbox' must be an array of 4 or 6 numbers".into()),
+    };
+    let [min_x, min_y, max_x, max_y] = envelope;
+    let latitudes_fit = min_y >= south - BBOX_TOLERANCE && max_y <= north + BBOX_TOLERANCE;
+    let longitudes_fit = west > east || (min_x >= west - BBOX_TOLERANCE && max_x <= east + BBOX_TOLERANCE);
+    if latitudes_fit && longitudes_fit {
+        Ok(())
+    } else {
+        Err(format!(
+            "'bbox' {numbers:?} does not contain the geometry, whose extent is {envelope:?}; \
+             fix the bbox or leave it out to have it computed"
+        ))
+    }
+}
+
+/// Rejects documents with a NUL character in any string or key: PostgreSQL's
+/// `jsonb` cannot store one, and both stores must accept the same documents.
+fn reject_nul(content: &str, extra_links: &str) -> Result<(), String> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(values) => values.iter().any(has_nul),
+            Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || has_nul(value)),
+            _ => false,
+        }
+    }
+    // serde_json always writes U+0000 escaped, so documents without that
+    // escape, which is nearly all of them, are not parsed again.
+    for text in [content, extra_links] {
+        if text.contains("\\u0000") && serde_json::from_str::<Value>(text).is_ok_and(|v| has_nul(&v)) {
+            return Err("a string contains a NUL character (U+0000), which cannot be stored".into());
+        }
+    }
+    Ok(())
+}
+
 fn required_id(object: &Map<String, Value>, what: &str) -> Result<String, String> {
     match object.get("id") {
+        Some(Value::String(id)) if id.contains('\0') => Err(format!("{what} 'id' contains a NUL character")),
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
         Some(Value::String(_)) => Err(format!("{what} 'id' must not be empty")),
         Some(_) => Err(format!("{what} 'id' must be a string")),
@@ -294,6 +378,53 @@ mod tests {
         value["type"] = json!("Collection");
         assert!(prepare_item(value, None).unwrap_err().contains("Feature"));
         assert!(prepare_item(json!([]), None).is_err());
+    }
+
+    #[test]
+    fn self_intersecting_polygon_is_rejected_unless_allowed() {
+        let mut value = item();
+        value["geometry"] =
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]});
+        value.as_object_mut().unwrap().remove("bbox");
+        let error = prepare_item(value.clone(), None).unwrap_err();
+        assert!(error.contains("not a valid simple feature"), "{error}");
+        let relaxed = Checks {
+            allow_invalid_geometry: true,
+        };
+        assert!(prepare_item_with(value, None, relaxed).is_ok());
+    }
+
+    #[test]
+    fn bbox_must_contain_geometry() {
+        let mut value = item();
+        value["bbox"] = json!([5.0, 5.0, 6.0, 6.0]);
+        assert!(
+            prepare_item(value.clone(), None)
+                .unwrap_err()
+                .contains("does not contain")
+        );
+        value["bbox"] = json!([1.0, 2.0, 1.0, 2.0]);
+        assert!(prepare_item(value.clone(), None).is_ok());
+        value["bbox"] = json!([0.9, 1.9, 0.0, 1.1, 2.1, 10.0]);
+        assert!(prepare_item(value.clone(), None).is_ok(), "a 3D bbox");
+        value["bbox"] = json!([179.0, 1.0, -179.0, 3.0]);
+        assert!(
+            prepare_item(value, None).is_ok(),
+            "an antimeridian bbox compares latitudes only"
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_rejected() {
+        let mut value = item();
+        value["properties"]["note"] = json!("a\u{0}b");
+        assert!(prepare_item(value, None).unwrap_err().contains("NUL"));
+        let mut value = item();
+        value["properties"]["path"] = json!("C:\\u0000");
+        assert!(
+            prepare_item(value, None).is_ok(),
+            "a backslash before u0000 is not a NUL"
+        );
     }
 
     #[test]

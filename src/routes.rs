@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, RawQuery, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +24,7 @@ use crate::api::{self, CatalogInfo, GEOJSON, Urls};
 use crate::auth::{Scope, Tokens, authorize};
 use crate::error::{Error, Result};
 use crate::paging::{PageBounds, Repeat, TokenSigner, page_links};
+use crate::prepare::Checks;
 use crate::search::{self, Endpoint, RawSearch, SearchLimits};
 use crate::store::{Backend, Direction, ItemQuery, ItemStream, SortKey, StoredItem};
 use futures::StreamExt;
@@ -52,6 +56,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Most items in one bulk write.
     pub max_bulk_items: usize,
+    /// Checks on written items, the same as the loader's.
+    pub checks: Checks,
 }
 
 impl AppState {
@@ -318,7 +324,7 @@ async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 async fn collection(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     check_no_parameters(query.as_deref())?;
@@ -346,7 +352,7 @@ fn collection_not_found(id: &str) -> Error {
 async fn item(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path((collection_id, item_id)): Path<(String, String)>,
+    PathParams((collection_id, item_id)): PathParams<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     check_no_parameters(query.as_deref())?;
@@ -542,7 +548,7 @@ fn repeat_pairs(query: &str) -> Vec<(String, String)> {
 async fn items(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let query_string = query.unwrap_or_default();
@@ -606,6 +612,33 @@ async fn search_post(
         None,
     )
     .await
+}
+
+/// Path parameters, whose failures use the JSON error shape. A path with an
+/// escaped NUL (`%00`) is rejected here, because no id can contain one.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParams<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> std::result::Result<Self, Self::Rejection> {
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(Error::InvalidParameter(
+                "the path contains an escaped NUL character (%00), which no id can contain".into(),
+            ));
+        }
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParams(value)),
+            Err(rejection) => Err(Error::InvalidParameter(format!(
+                "invalid path: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
 }
 
 /// A request body read under the configured size limit. Its failures use the

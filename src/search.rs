@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use stac::api::GetSearch;
 
 use crate::error::Error;
+use geo::CoordsIter;
+
 use crate::geometry::{envelope, parse_geojson};
 use crate::store::{ItemQuery, SpatialFilter};
 
@@ -32,6 +34,10 @@ impl Default for SearchLimits {
         }
     }
 }
+
+/// Most positions accepted in an `intersects` geometry. Every candidate item is
+/// tested against the whole geometry, so this bounds the work of one search.
+pub const MAX_INTERSECTS_POSITIONS: usize = 10_000;
 
 /// Most entries accepted in `ids` or `collections`.
 pub const MAX_LIST_LEN: usize = 10_000;
@@ -289,6 +295,13 @@ pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Err
     let intersects = match &raw.intersects {
         Some(value) => {
             let geometry = parse_geojson(value, "intersects").map_err(Error::InvalidParameter)?;
+            let positions = geometry.coords_count();
+            if positions > MAX_INTERSECTS_POSITIONS {
+                return Err(Error::InvalidParameter(format!(
+                    "'intersects' has {positions} positions; at most {MAX_INTERSECTS_POSITIONS} are accepted, \
+                     so simplify the geometry"
+                )));
+            }
             let bbox = envelope(&geometry)
                 .ok_or_else(|| Error::parameter("intersects", value, "the geometry is empty"))?;
             Some(SpatialFilter {
@@ -333,6 +346,11 @@ fn dedup_list(name: &str, values: Option<&[String]>) -> Result<Vec<String>, Erro
     let Some(values) = values else {
         return Ok(Vec::new());
     };
+    if values.iter().any(|v| v.contains('\0')) {
+        return Err(Error::InvalidParameter(format!(
+            "'{name}' contains a NUL character (U+0000), which no id can contain"
+        )));
+    }
     let mut list: Vec<String> = values.to_vec();
     list.sort();
     list.dedup();
@@ -504,6 +522,24 @@ mod tests {
         let body = json!({"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}});
         let raw = from_body(body.as_object().unwrap()).unwrap();
         assert!(validate(&raw, &limits()).is_err(), "bbox with intersects");
+    }
+
+    #[test]
+    fn huge_intersects_is_rejected() {
+        let points: Vec<[f64; 2]> = (0..10_001).map(|i| [f64::from(i % 180), 0.0]).collect();
+        let raw = RawSearch {
+            intersects: Some(json!({"type": "MultiPoint", "coordinates": points})),
+            ..RawSearch::default()
+        };
+        let error = validate(&raw, &limits()).unwrap_err();
+        assert!(error.to_string().contains("at most 10000"), "{error}");
+    }
+
+    #[test]
+    fn long_values_are_cut_in_errors() {
+        let long = "9".repeat(5000);
+        let error = Error::parameter("bbox", &long, "bad").to_string();
+        assert!(error.len() < 400, "{}", error.len());
     }
 
     #[test]

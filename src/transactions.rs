@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{self, GEOJSON, Urls};
 use crate::error::{Error, Result};
-use crate::prepare::{PreparedCollection, PreparedItem, prepare_collection, prepare_item};
-use crate::routes::{AppState, JsonBody, base_url};
+use crate::prepare::{PreparedCollection, PreparedItem, prepare_collection, prepare_item_with};
+use crate::routes::{AppState, JsonBody, PathParams, base_url};
 use crate::store::{InsertMode, SortKey, StoredCollection, StoredItem};
 
 /// Conformance classes of the write endpoints.
@@ -251,7 +251,7 @@ async fn create_collection(
 async fn replace_collection(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     body: JsonBody,
 ) -> Result<Response> {
     let condition = if_match(&headers)?;
@@ -273,7 +273,7 @@ async fn replace_collection(
 async fn patch_collection(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     body: JsonBody,
 ) -> Result<Response> {
     let condition = if_match(&headers)?;
@@ -318,7 +318,7 @@ struct DeleteCollectionParams {
 async fn delete_collection(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     params: std::result::Result<Query<DeleteCollectionParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(params) = params.map_err(|e| {
@@ -340,7 +340,7 @@ async fn delete_collection(
 async fn create_items(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(collection_id): Path<String>,
+    PathParams(collection_id): PathParams<String>,
     body: JsonBody,
 ) -> Result<Response> {
     let value = object(body.json(&headers)?, "a STAC Item or an ItemCollection")?;
@@ -368,7 +368,7 @@ async fn create_items(
         }
         let mut prepared = Vec::with_capacity(features.len());
         for (index, feature) in features.iter().enumerate() {
-            let item = prepare_item(feature.clone(), Some(&collection_id))
+            let item = prepare_item_with(feature.clone(), Some(&collection_id), state.checks)
                 .map_err(|e| Error::InvalidDocument(format!("feature {}: {e}", index + 1)))?;
             prepared.push(item);
         }
@@ -381,8 +381,8 @@ async fn create_items(
         let body = json!({"numberCreated": created, "items": listed});
         return Ok((StatusCode::CREATED, axum::Json(body)).into_response());
     }
-    let prepared =
-        prepare_item(Value::Object(value), Some(&collection_id)).map_err(Error::InvalidDocument)?;
+    let prepared = prepare_item_with(Value::Object(value), Some(&collection_id), state.checks)
+        .map_err(Error::InvalidDocument)?;
     state
         .store
         .insert_items(std::slice::from_ref(&prepared), InsertMode::Insert)
@@ -400,15 +400,15 @@ async fn create_items(
 async fn replace_item(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path((collection_id, item_id)): Path<(String, String)>,
+    PathParams((collection_id, item_id)): PathParams<(String, String)>,
     body: JsonBody,
 ) -> Result<Response> {
     let condition = if_match(&headers)?;
     let mut value = object(body.json(&headers)?, "a STAC Item")?;
     match_url(&mut value, "id", &item_id)?;
     match_url(&mut value, "collection", &collection_id)?;
-    let prepared =
-        prepare_item(Value::Object(value), Some(&collection_id)).map_err(Error::InvalidDocument)?;
+    let prepared = prepare_item_with(Value::Object(value), Some(&collection_id), state.checks)
+        .map_err(Error::InvalidDocument)?;
     state.store.replace_item(&prepared, condition.as_deref()).await?;
     let urls = Urls::new(&base_url(&state, &headers));
     let stored = stored_item(&prepared);
@@ -421,7 +421,7 @@ async fn replace_item(
 async fn patch_item(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path((collection_id, item_id)): Path<(String, String)>,
+    PathParams((collection_id, item_id)): PathParams<(String, String)>,
     body: JsonBody,
 ) -> Result<Response> {
     let condition = if_match(&headers)?;
@@ -439,8 +439,8 @@ async fn patch_item(
         let mut value = object(document, "the patched item")?;
         match_url(&mut value, "id", &item_id)?;
         match_url(&mut value, "collection", &collection_id)?;
-        let prepared =
-            prepare_item(Value::Object(value), Some(&collection_id)).map_err(Error::InvalidDocument)?;
+        let prepared = prepare_item_with(Value::Object(value), Some(&collection_id), state.checks)
+            .map_err(Error::InvalidDocument)?;
         let expected = condition.clone().unwrap_or(current.etag);
         match state.store.replace_item(&prepared, Some(&expected)).await {
             Err(Error::PreconditionFailed(_)) if condition.is_none() && attempt < PATCH_ATTEMPTS => continue,
@@ -460,7 +460,7 @@ async fn patch_item(
 async fn delete_item(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path((collection_id, item_id)): Path<(String, String)>,
+    PathParams((collection_id, item_id)): PathParams<(String, String)>,
 ) -> Result<Response> {
     let condition = if_match(&headers)?;
     state

@@ -36,6 +36,7 @@ fn options(mode: InsertMode, batch_size: usize) -> LoadOptions {
         mode,
         batch_size,
         progress: false,
+        checks: Default::default(),
     }
 }
 

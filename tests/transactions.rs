@@ -285,7 +285,15 @@ async fn missing_and_mismatched(store: TestStore) {
 
     let no_type = call(&w.app, "POST", "/collections/survey/items", token, &[], None).await;
     assert_error(&no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type");
-    let array = call(&w.app, "POST", "/collections/survey/items", token, &[], Some(&json!([1]))).await;
+    let array = call(
+        &w.app,
+        "POST",
+        "/collections/survey/items",
+        token,
+        &[],
+        Some(&json!([1])),
+    )
+    .await;
     assert_error(&array, StatusCode::BAD_REQUEST, "JSON object");
     let text = call(
         &w.app,

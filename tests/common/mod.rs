@@ -94,6 +94,7 @@ pub async fn app(store: Arc<dyn Backend>, limits: SearchLimits) -> Router {
         private_reads: false,
         body_limit: 16 * 1024 * 1024,
         max_bulk_items: 10_000,
+        checks: Default::default(),
     });
     router(state, CorsOrigins::Any)
 }
@@ -114,6 +115,7 @@ pub async fn writable_app(store: Arc<dyn Backend>, tokens: &std::path::Path, pri
         private_reads,
         body_limit: 64 * 1024,
         max_bulk_items: 50,
+        checks: Default::default(),
     });
     router(state, CorsOrigins::Any)
 }
