@@ -6,8 +6,9 @@
 #   2. fresh databases stacd_test (Rust tests) and stacd_conformance (server suites);
 #   3. cargo fmt --check, cargo clippy -D warnings, the Rust tests;
 #   4. cargo build, then for each store (sqlite, postgres): load the STAC data, start
-#      `stacd serve` on 127.0.0.1 and run stac-api-validator, the pystac-client paging
-#      checks and GDAL's OGC API Features driver against it.
+#      `stacd serve` on 127.0.0.1 with writes enabled, and run stac-api-validator, the
+#      pystac-client paging checks, GDAL's OGC API Features driver and schemathesis
+#      against it.
 #
 # Usage: conformance-tests/run-all.sh STAC_DATA_DIR STAC_TOOLS_DIR
 #
@@ -65,6 +66,7 @@ LIMIT_LOAD=900
 LIMIT_VALIDATOR=1800
 LIMIT_PYSTAC=900
 LIMIT_OGR=900
+LIMIT_FUZZ=600
 HEALTH_TIMEOUT=60
 
 log() {
@@ -327,7 +329,7 @@ fi
 # --- 4. the server suites, once per store ------------------------------------------
 
 STORES=(sqlite postgres)
-SUITES=(stac-validator pystac-client ogr)
+SUITES=(stac-validator pystac-client ogr fuzz)
 
 skip_store() {
   local store=$1 suite
@@ -365,6 +367,8 @@ run_store() {
   run_step "$store/pystac-client" "$LIMIT_PYSTAC" \
     "$HERE/pystac-client.sh" "$root_url" "$STAC_DATA_DIR" "$STAC_TOOLS_DIR" || true
   run_step "$store/ogr" "$LIMIT_OGR" "$HERE/ogr.sh" "$root_url" || true
+  run_step "$store/fuzz" "$LIMIT_FUZZ" \
+    env STACD_FUZZ_MAX_TIME=120 STACD_FUZZ_REPORT_DIR="$LOG_DIR/$store-fuzz" "$HERE/fuzz.sh" "$root_url" || true
 
   stop_server
 }

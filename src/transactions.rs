@@ -372,6 +372,18 @@ async fn create_items(
                 .map_err(|e| Error::InvalidDocument(format!("feature {}: {e}", index + 1)))?;
             prepared.push(item);
         }
+        let mut seen = std::collections::HashSet::new();
+        let repeated: Vec<&str> = prepared
+            .iter()
+            .filter(|i| !seen.insert(i.id.as_str()))
+            .map(|i| i.id.as_str())
+            .collect();
+        if !repeated.is_empty() {
+            return Err(Error::InvalidDocument(format!(
+                "ids repeated in the ItemCollection: {}",
+                repeated.join(", ")
+            )));
+        }
         let created = state.store.insert_items(&prepared, InsertMode::Insert).await?;
         tracing::info!(stac.collection = %collection_id, items = created, "items created");
         let listed: Vec<Value> = prepared

@@ -441,6 +441,18 @@ async fn bulk_is_all_or_nothing(store: TestStore) {
         StatusCode::NOT_FOUND
     );
 
+    let repeated = json!({"type": "FeatureCollection", "features": [item("n1"), item("n1")]});
+    let answer = call(
+        &w.app,
+        "POST",
+        "/collections/survey/items",
+        token,
+        &[],
+        Some(&repeated),
+    )
+    .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "n1");
+
     let good = json!({"type": "FeatureCollection", "features": [item("n1"), item("n2")]});
     let answer = call(
         &w.app,

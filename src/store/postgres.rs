@@ -515,6 +515,12 @@ impl Backend for PostgresStore {
                 .map(|i| format!("{}/{}", i.collection, i.id))
                 .collect();
             tx.rollback().await?;
+            if duplicates.is_empty() {
+                // Every key was written once, so the batch itself repeats a key.
+                return Err(Error::Conflict(
+                    "the batch repeats a collection/id pair; each item may appear once".into(),
+                ));
+            }
             return Err(duplicate_error(&duplicates));
         }
         tx.commit().await?;
