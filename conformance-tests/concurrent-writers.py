@@ -18,7 +18,8 @@ a PUT answered 204, or a re-create answered 201 after a DELETE answered 204.
 
 At the end every item must exist and its stored counter must equal the
 increments the clients counted for it. Any 5xx, connection error, timeout or
-other status is a failure. Prints the totals, one line per check and a closing
+other status is a failure, and so is a run without a single 412, because then
+the writers never raced (SECONDS of a few seconds can be too short). Prints the totals, one line per check and a closing
 line 'N passed, N failed'. Exit status 1 on any failure, 2 on a usage error.
 """
 
@@ -348,7 +349,9 @@ class Writer(threading.Thread):
 def create_collection(client: Client) -> None:
     status, _, body = client.request("GET", f"/collections/{COLLECTION}")
     if status != 404:
-        raise SetupError(f"the store already has collection '{COLLECTION}' (GET returned {status}); use a fresh STORE_URL")
+        raise SetupError(
+            f"the store already has collection '{COLLECTION}' (GET returned {status}); use a fresh STORE_URL"
+        )
     status, _, body = client.request("POST", "/collections", collection_document())
     if status != 201:
         raise SetupError(f"POST /collections returned {status}: {body[:300]!r}")
@@ -391,7 +394,7 @@ def run(checks: Checks, binary: str, store_url: str, seconds: float, work: Path)
         requests = sum(w.requests for w in writers)
         errors = sum(w.errors for w in writers)
         examples = [e for w in writers for e in w.error_examples]
-        by_status = Counter()
+        by_status: Counter[int] = Counter()
         for (_, status), n in statuses.items():
             by_status[status] += n
         print(

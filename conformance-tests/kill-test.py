@@ -21,6 +21,9 @@ kill-api and kill-load. The script writes to it and leaves its data there.
    kill lost, and `BINARY load --upsert` must complete the collection to exactly
    10 000 items.
 
+NOTE: SIGKILL ends only the process, and the operating system still writes out
+what the process handed to it, so these checks do not cover power loss.
+
 Servers listen on 127.0.0.1 at free ports and every request goes there. Prints
 one line per check and a closing line 'N passed, N failed'. A step that cannot
 run, such as a server that is not healthy within 60 s after the kill, ends the
@@ -418,7 +421,11 @@ def run_api_test(checks: Checks, binary: str, store_url: str, work: Path) -> Non
         flush=True,
     )
     other = {b: o for b, o in enumerate(outcomes) if isinstance(o, int) and o != 201}
-    checks.check("API: every response before the kill is 201", not other, f"other statuses per batch: {other}" if other else "")
+    checks.check(
+        "API: every response before the kill is 201",
+        not other,
+        f"other statuses per batch: {other}" if other else "",
+    )
     checks.check(
         "API: the kill landed in the middle of the run",
         len(acknowledged) >= 5 and len(acknowledged) < BATCHES,
@@ -440,7 +447,11 @@ def run_api_test(checks: Checks, binary: str, store_url: str, work: Path) -> Non
         committed_unacknowledged = [b for b in lost if per_batch[b] == BATCH_SIZE]
         print(f"batches without a response that were committed anyway: {committed_unacknowledged}", flush=True)
         present_unsent = [b for b in unsent if per_batch[b] != 0]
-        checks.check("API: batches never sent are absent", not present_unsent, f"present: {present_unsent}" if present_unsent else "")
+        checks.check(
+            "API: batches never sent are absent",
+            not present_unsent,
+            f"present: {present_unsent}" if present_unsent else "",
+        )
 
         searched, search_matched = read_all(
             restarted.port, f"/search?collections={API_COLLECTION}&limit=10000"
@@ -509,7 +520,8 @@ def run_load_test(checks: Checks, binary: str, store_url: str, work: Path) -> No
     checks.check(
         "loader: killed by SIGKILL while running",
         loader.returncode == -signal.SIGKILL,
-        f"exit status {loader.returncode}" + ("" if loader.returncode == -signal.SIGKILL else f"; see {work / 'load-1.log'}"),
+        f"exit status {loader.returncode}"
+        + ("" if loader.returncode == -signal.SIGKILL else f"; see {work / 'load-1.log'}"),
     )
 
     inspector = Server(binary, store_url, work / "serve-load.log")

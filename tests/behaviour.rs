@@ -558,6 +558,36 @@ async fn large_page_is_valid_json(store: TestStore) {
     assert_eq!(seen.len(), 400);
 }
 
+async fn etag_and_not_modified(store: TestStore) {
+    let app = fixture_app(&store).await;
+    for uri in [
+        "/",
+        "/conformance",
+        "/collections",
+        "/collections/survey",
+        "/collections/survey/items/a1",
+    ] {
+        let first = get(&app, uri).await;
+        let tag = first.headers[header::ETAG].to_str().unwrap().to_string();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "{uri}: {tag}");
+        let request = Request::get(uri)
+            .header(header::HOST, "stac.test")
+            .header(header::IF_NONE_MATCH, &tag)
+            .body(Body::empty())
+            .unwrap();
+        let again = send(&app, request).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(again.body.is_empty(), "{uri}");
+        assert_eq!(again.headers[header::ETAG], tag.as_str(), "{uri}");
+        let request = Request::get(uri)
+            .header(header::HOST, "stac.test")
+            .header(header::IF_NONE_MATCH, "\"other\"")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, request).await.status, StatusCode::OK, "{uri}");
+    }
+}
+
 async fn limit_is_clamped(store: TestStore) {
     fixture(&store).await;
     let limits = SearchLimits {
@@ -748,6 +778,7 @@ on_both_stores!(
     bad_tokens_are_rejected,
     bad_input_gets_json_errors,
     limit_is_clamped,
+    etag_and_not_modified,
     large_page_is_valid_json,
     number_matched_counts,
     client_parameters_are_accepted,

@@ -170,11 +170,27 @@ fn json_response(media_type: &'static str, body: String) -> Response {
         .into_response()
 }
 
-/// Adds a strong `ETag` header.
-fn with_etag(mut response: Response, etag: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
+/// Sends a document with a strong `ETag`: the stored tag, or a hash of the body
+/// when there is none. When `If-None-Match` names that tag (or is `*`), the
+/// answer is 304 Not Modified without a body.
+fn conditional(request: &HeaderMap, media_type: &'static str, body: String, etag: Option<&str>) -> Response {
+    let tag = etag.map_or_else(|| crate::prepare::etag(&body, ""), str::to_string);
+    let quoted = format!("\"{tag}\"");
+    // Tags are hex digests, so they are always valid header text.
+    let value = HeaderValue::from_str(&quoted).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let matches = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == quoted);
+    let mut response = if matches {
+        axum::http::StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_response(media_type, body)
+    };
+    response.headers_mut().insert(header::ETAG, value);
     response
 }
 
@@ -283,19 +299,19 @@ async fn landing_page(
     check_no_parameters(query.as_deref())?;
     let urls = Urls::new(&base_url(&state, &headers));
     let collections = state.store.collections().await?;
-    Ok(Json(api::landing_page(
-        &urls,
-        &state.info,
-        &state.conformance(),
-        &collections,
-    ))
-    .into_response())
+    let page = api::landing_page(&urls, &state.info, &state.conformance(), &collections);
+    Ok(conditional(&headers, "application/json", page.to_string(), None))
 }
 
 /// `GET /conformance` (OGC API Features `/req/core/conformance-success`).
-async fn conformance(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Result<Response> {
+async fn conformance(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
     check_no_parameters(query.as_deref())?;
-    Ok(Json(json!({ "conformsTo": state.conformance() })).into_response())
+    let body = json!({ "conformsTo": state.conformance() }).to_string();
+    Ok(conditional(&headers, "application/json", body, None))
 }
 
 /// `GET /api`: the OpenAPI 3.0 definition (`service-desc`).
@@ -325,10 +341,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
     let urls = Urls::new(&base_url(&state, &headers));
     let collections = state.store.collections().await?;
-    Ok(json_response(
-        "application/json",
-        api::collections(&urls, &collections),
-    ))
+    let body = api::collections(&urls, &collections);
+    Ok(conditional(&headers, "application/json", body, None))
 }
 
 /// `GET /collections/{collectionId}` (OGC API Features `/req/core/sfc-md-success`).
@@ -347,9 +361,11 @@ async fn collection(
         .ok_or_else(|| collection_not_found(&collection_id))?;
     let mut body = String::with_capacity(collection.content.len() + 1024);
     api::write_collection(&urls, &collection, &mut body);
-    Ok(with_etag(
-        json_response("application/json", body),
-        &collection.etag,
+    Ok(conditional(
+        &headers,
+        "application/json",
+        body,
+        Some(&collection.etag),
     ))
 }
 
@@ -378,5 +394,5 @@ async fn item(
     };
     let mut body = String::with_capacity(item.content.len() + 1024);
     api::write_item(&urls, &item, &mut body);
-    Ok(with_etag(json_response(GEOJSON, body), &item.etag))
+    Ok(conditional(&headers, GEOJSON, body, Some(&item.etag)))
 }
