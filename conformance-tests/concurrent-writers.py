@@ -9,18 +9,20 @@ concurrent-writers. SECONDS is how long the writers run (default 30).
 
 The script starts `BINARY serve` on 127.0.0.1, creates the collection with 100
 items whose properties.counter is 0, and runs 8 client threads. Each thread
-repeatedly picks a random item and GETs it with its ETag, then either (90 %)
-PUTs it back with counter + 1 and If-Match, or (10 %) DELETEs it with If-Match
-and POSTs it again with counter + 1. A 404, 409 or 412 is a race with another
-thread, and the thread tries the same item again from the GET (up to
-ATTEMPTS_PER_PICK times). The clients count each successful increment per item:
-a PUT answered 204, or a re-create answered 201 after a DELETE answered 204.
+repeatedly picks a random item and GETs it with its ETag. Then it either PUTs
+the item back with counter + 1 and If-Match (90 % of picks), or DELETEs it
+with If-Match and POSTs it again with counter + 1 (10 %). A 404, 409 or 412 is
+a race with another thread, and the thread tries the same item again from the
+GET (up to ATTEMPTS_PER_PICK times). The clients count each successful
+increment per item: a PUT answered 204, or a re-create answered 201 after a
+DELETE answered 204.
 
 At the end every item must exist and its stored counter must equal the
 increments the clients counted for it. Any 5xx, connection error, timeout or
-other status is a failure, and so is a run without a single 412, because then
-the writers never raced (SECONDS of a few seconds can be too short). Prints the totals, one line per check and a closing
-line 'N passed, N failed'. Exit status 1 on any failure, 2 on a usage error.
+other status is a failure. So is a run without a single 412, because then the
+writers never raced (a SECONDS of only a few seconds can be too short). Prints
+the totals, one line per check and a closing line 'N passed, N failed'. Exit
+status 1 on any failure, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ def new_token(binary: str, tokens_file: Path) -> str:
     )
     token = result.stdout.strip()
     if result.returncode != 0 or not token:
-        raise SetupError(f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}")
+        raise SetupError(
+            f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}"
+        )
     return token
 
 
@@ -160,7 +164,7 @@ class Server:
 
 
 class Client:
-    """A keep-alive HTTP/1.1 connection to the server; each thread owns one."""
+    """A keep-alive HTTP/1.1 connection to the server, used by one thread only."""
 
     def __init__(self, port: int, token: str | None) -> None:
         self.port = port
@@ -258,7 +262,7 @@ class Writer(threading.Thread):
         self.error_examples: list[str] = []
 
     def send(self, method: str, index: int, document: dict | None = None, etag: str | None = None):
-        """Send one request; return (status, headers, body), or None after a connection error."""
+        """Send one request and return (status, headers, body), or None after a connection error."""
         path = item_path(index) if method != "POST" else f"/collections/{COLLECTION}/items"
         self.requests += 1
         try:
@@ -288,7 +292,7 @@ class Writer(threading.Thread):
             self.client.close()
 
     def increment(self, index: int) -> bool:
-        """Try once to increment the item's counter; return True when done or on an error, False on a race."""
+        """Try once to increment the item's counter, and return False on a race, True otherwise."""
         result = self.send("GET", index)
         if result is None:
             return True
@@ -328,7 +332,7 @@ class Writer(threading.Thread):
         if status != 204:
             self.unexpected("DELETE", index, status, body)
             return True
-        # The item is gone, and only this thread knows its counter, so it must put it back.
+        # The item is gone and only this thread has its counter, so this thread must re-create it.
         result = self.send("POST", index, item_document(index, counter + 1))
         if result is None:
             self.left_deleted[index] = counter + 1
@@ -382,7 +386,7 @@ def run(checks: Checks, binary: str, store_url: str, seconds: float, work: Path)
         elapsed = time.monotonic() - started
         hanging = [w.name for w in writers if w.is_alive()]
         if hanging:
-            raise SetupError(f"writers {hanging} did not finish within {elapsed:.0f} s: a request hangs")
+            raise SetupError(f"writers {hanging} did not finish within {elapsed:.0f} s, so a request hangs")
 
         statuses: Counter[tuple[str, int]] = Counter()
         increments: Counter[int] = Counter()

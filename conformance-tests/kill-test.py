@@ -8,7 +8,7 @@ postgres://USER@HOST:PORT/DB, that does not yet contain the collections
 kill-api and kill-load. The script writes to it and leaves its data there.
 
 1. API: `BINARY serve` gets 20 bulk POSTs of 500 items each (10 000 items) from
-   one client thread and is killed with SIGKILL after a random number (5 to 10)
+   one client thread. It is killed with SIGKILL after a random number (5 to 10)
    of responses plus a random delay shorter than about two requests, so the kill
    often lands while a request is in flight. After a restart on the same store,
    every batch answered with 201 must be present in full, every other batch must
@@ -16,10 +16,10 @@ kill-api and kill-load. The script writes to it and leaves its data there.
    no id may appear twice.
 2. Loader: `BINARY load --batch-size 500` reads an NDJSON file of 10 000 items
    and is killed with SIGKILL once a separate `stacd serve` on the same store
-   counts between 2 000 and 7 000 committed items. Afterwards the item count must
-   be a multiple of 500, every batch complete or absent, no item seen before the
-   kill lost, and `BINARY load --upsert` must complete the collection to exactly
-   10 000 items.
+   counts a random number (2 000 to 7 000) of committed items or more.
+   Afterwards the item count must be a multiple of 500, every batch complete or
+   absent, no item seen before the kill lost, and `BINARY load --upsert` must
+   complete the collection to exactly 10 000 items.
 
 NOTE: SIGKILL ends only the process, and the operating system still writes out
 what the process handed to it, so these checks do not cover power loss.
@@ -117,7 +117,9 @@ def new_token(binary: str, tokens_file: Path) -> str:
     )
     token = result.stdout.strip()
     if result.returncode != 0 or not token:
-        raise SetupError(f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}")
+        raise SetupError(
+            f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}"
+        )
     return token
 
 
@@ -129,7 +131,7 @@ def request(
     token: str | None = None,
     timeout: float = REQUEST_TIMEOUT_S,
 ) -> tuple[int, bytes]:
-    """Send one request on a new connection and return the status and body."""
+    """Send one request on a new connection and return the status and the body."""
     headers = {}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -159,7 +161,7 @@ class Server:
         self.pid = self.process.pid
 
     def wait_healthy(self) -> float:
-        """Poll GET /health until it returns 200; return the seconds it took."""
+        """Poll GET /health until it returns 200, and return the seconds it took."""
         started = time.monotonic()
         deadline = started + HEALTH_TIMEOUT_S
         last_error = "no answer yet"
@@ -211,7 +213,7 @@ def same_origin_path(port: int, href: str) -> str:
 
 
 def read_all(port: int, first_path: str) -> tuple[list[dict], int | None]:
-    """Follow `next` links from first_path; return every feature and the first page's numberMatched."""
+    """Follow `next` links from first_path, and return every feature and the first page's numberMatched."""
     features: list[dict] = []
     number_matched = None
     path: str | None = first_path
@@ -284,7 +286,7 @@ def batch_of(feature: dict) -> int | None:
 
 
 def check_batches(checks: Checks, label: str, features: list[dict], number_matched: int | None) -> dict[int, int]:
-    """Check the ids, duplicates and the all-or-nothing rule per batch; return the count per batch."""
+    """Check the ids, duplicates and the all-or-nothing rule per batch, and return the count per batch."""
     ids = [f.get("id") for f in features]
     duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     checks.check(
@@ -406,7 +408,9 @@ def run_api_test(checks: Checks, binary: str, store_url: str, work: Path) -> Non
         server.kill()
         client.join(timeout=REQUEST_TIMEOUT_S)
         if client.is_alive():
-            raise SetupError("the client thread still waits for a response after the server was killed")
+            raise SetupError(
+                f"the client thread still waits for a response {REQUEST_TIMEOUT_S:.0f} s after the server was killed"
+            )
     finally:
         server.kill()
 
@@ -574,7 +578,10 @@ def main() -> int:
         print(f"kill-test.py: BINARY is not an executable file: {binary}", file=sys.stderr)
         return 2
     if not store_url.startswith(("sqlite://", "postgres://", "postgresql://")):
-        print(f"kill-test.py: STORE_URL must start with sqlite:// or postgres://, got {store_url}", file=sys.stderr)
+        print(
+            f"kill-test.py: STORE_URL must start with sqlite:// or postgres://, got {store_url}",
+            file=sys.stderr,
+        )
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="stacd-kill-test-"))
@@ -583,7 +590,7 @@ def main() -> int:
     try:
         run_api_test(checks, binary, store_url, work)
         run_load_test(checks, binary, store_url, work)
-    except SetupError as e:
+    except (SetupError, OSError, http.client.HTTPException) as e:
         print(f"ERROR {e}", flush=True)
         checks.failed += 1
     print(f"took {time.monotonic() - started:.1f} s")

@@ -8,7 +8,8 @@
 #   4. cargo build, then for each store (sqlite, postgres): load the STAC data, start
 #      `stacd serve` on 127.0.0.1 with writes enabled, and run stac-api-validator, the
 #      pystac-client paging checks, GDAL's OGC API Features driver and schemathesis
-#      against it.
+#      against it; then the durability tests (SIGKILL during bulk writes, concurrent
+#      writers with If-Match) on fresh stores.
 #
 # Usage: conformance-tests/run-all.sh STAC_DATA_DIR STAC_TOOLS_DIR
 #
@@ -67,6 +68,7 @@ LIMIT_VALIDATOR=1800
 LIMIT_PYSTAC=900
 LIMIT_OGR=900
 LIMIT_FUZZ=600
+LIMIT_DURABILITY=300
 HEALTH_TIMEOUT=60
 
 log() {
@@ -329,7 +331,7 @@ fi
 # --- 4. the server suites, once per store ------------------------------------------
 
 STORES=(sqlite postgres)
-SUITES=(stac-validator pystac-client ogr fuzz)
+SUITES=(stac-validator pystac-client ogr fuzz kill-test concurrent-writers)
 
 skip_store() {
   local store=$1 suite
@@ -371,6 +373,26 @@ run_store() {
     env STACD_FUZZ_MAX_TIME=120 STACD_FUZZ_REPORT_DIR="$LOG_DIR/$store-fuzz" "$HERE/fuzz.sh" "$root_url" || true
 
   stop_server
+
+  # Durability: SIGKILL during bulk writes, and racing writers with If-Match, each
+  # on a store of its own because the scripts start their own servers.
+  local kill_url writers_url
+  case $store in
+    sqlite)
+      kill_url="sqlite://$SCRATCH_DIR/kill-test.sqlite"
+      writers_url="sqlite://$SCRATCH_DIR/concurrent-writers.sqlite"
+      ;;
+    postgres)
+      recreate_database stacd_kill_test
+      recreate_database stacd_concurrent_writers
+      kill_url=$(database_url stacd_kill_test)
+      writers_url=$(database_url stacd_concurrent_writers)
+      ;;
+  esac
+  run_step "$store/kill-test" "$LIMIT_DURABILITY" \
+    python3 "$HERE/kill-test.py" target/debug/stacd "$kill_url" || true
+  run_step "$store/concurrent-writers" "$LIMIT_DURABILITY" \
+    python3 "$HERE/concurrent-writers.py" target/debug/stacd "$writers_url" 30 || true
 }
 
 if run_step build "$LIMIT_BUILD" cargo build; then

@@ -36,6 +36,8 @@ CREATE TABLE stacd.items (
 
 -- The default order (datetime descending, then collection and id) and keyset paging.
 CREATE INDEX items_sort ON stacd.items (datetime DESC, collection, id);
+-- The same order within one collection, for /collections/{id}/items.
+CREATE INDEX items_collection_sort ON stacd.items (collection, datetime DESC, id);
 CREATE INDEX items_geometry ON stacd.items USING gist (geometry);
 CREATE INDEX items_id ON stacd.items (id);
 CREATE INDEX items_span ON stacd.items (end_datetime, start_datetime);

@@ -37,6 +37,8 @@ CREATE TABLE items (
 
 -- The default order (datetime descending, then collection and id) and keyset paging.
 CREATE INDEX items_sort ON items (datetime DESC, collection, id);
+-- The same order within one collection, for /collections/{id}/items.
+CREATE INDEX items_collection_sort ON items (collection, datetime DESC, id);
 CREATE INDEX items_id ON items (id);
 CREATE INDEX items_end ON items (end_datetime);
 

@@ -116,11 +116,13 @@ pub fn filter_with_cursor(
     };
 
     // Collections and ids: equality lists, served by the primary key and the id index.
+    // One value becomes `=`, so the planner can walk the (collection, datetime, id)
+    // index in order instead of sorting the matches of an IN list.
     let list_condition = |w: &mut Writer, column: &str, values: &[String]| {
-        let placeholder = w.bind(Arg::TextList(values.to_vec()));
-        let condition = match dialect {
-            Dialect::Sqlite => format!("i.{column} IN {placeholder}"),
-            Dialect::Postgres => format!("i.{column} = ANY({placeholder})"),
+        let condition = match (values, dialect) {
+            ([single], _) => format!("i.{column} = {}", w.bind(Arg::Text(single.clone()))),
+            (_, Dialect::Sqlite) => format!("i.{column} IN {}", w.bind(Arg::TextList(values.to_vec()))),
+            (_, Dialect::Postgres) => format!("i.{column} = ANY({})", w.bind(Arg::TextList(values.to_vec()))),
         };
         w.conditions.push(condition);
     };
