@@ -60,6 +60,8 @@ struct Loader<'a> {
     /// Bad records read since the last flush. They take a place in the batch,
     /// and the batch is rejected at the next flush when there is any.
     bad_in_batch: usize,
+    /// Where the first record of the current batch, good or bad, came from.
+    batch_start: Option<String>,
     progress: ProgressBar,
     visited: HashSet<PathBuf>,
 }
@@ -82,6 +84,7 @@ pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOpt
         summary: LoadSummary::default(),
         batch: Vec::with_capacity(options.batch_size),
         bad_in_batch: 0,
+        batch_start: None,
         progress,
         visited: HashSet::new(),
     };
@@ -127,7 +130,15 @@ fn local_href(document: &Path, href: &str) -> Option<PathBuf> {
         return None;
     }
     let href = href.strip_prefix("file://").unwrap_or(href);
-    Some(document.parent().unwrap_or(Path::new(".")).join(href))
+    // Collecting the components drops `.` segments, so messages show clean paths.
+    Some(
+        document
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(href)
+            .components()
+            .collect(),
+    )
 }
 
 fn links_with_rel(value: &Value, rel: &str) -> Vec<String> {
@@ -171,7 +182,16 @@ impl Loader<'_> {
             });
             return Ok(());
         }
-        let value = read_json(path)?;
+        let value = match read_json(path) {
+            Ok(value) => value,
+            Err(Error::InvalidDocument(message)) => {
+                // An unreadable file is not part of any batch, so it is counted alone.
+                self.summary.errors.push(message);
+                self.summary.rejected += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         match value["type"].as_str() {
             Some("Collection") => {
                 let id = self.write_collection(path, value.clone()).await?;
@@ -287,7 +307,10 @@ impl Loader<'_> {
                 let origin = format!("{display}:{}", index + 1);
                 match serde_json::from_str::<Value>(&line) {
                     Ok(value) => self.push(value, origin, source.collection.as_deref()).await?,
-                    Err(e) => self.reject_record(format!("{origin}: invalid JSON: {e}")),
+                    Err(e) => {
+                        let message = format!("{origin}: invalid JSON: {e}");
+                        self.reject_record(origin, message).await?;
+                    }
                 }
             }
             return Ok(());
@@ -297,7 +320,8 @@ impl Loader<'_> {
             let features = match value.get("features") {
                 Some(Value::Array(features)) => features.clone(),
                 _ => {
-                    self.reject_record(format!("{display}: 'features' is missing or not an array"));
+                    let message = format!("{display}: 'features' is missing or not an array");
+                    self.reject_record(display, message).await?;
                     return Ok(());
                 }
             };
@@ -311,18 +335,34 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn reject_record(&mut self, message: String) {
-        tracing::warn!(error = %message, "rejected a record");
+    /// Records a bad record. It takes a place in the current batch, which is
+    /// then rejected as a whole.
+    async fn reject_record(&mut self, origin: String, message: String) -> Result<()> {
         self.summary.errors.push(message);
-        self.bad_in_batch += 1;
         self.summary.rejected += 1;
+        self.bad_in_batch += 1;
+        self.batch_start.get_or_insert(origin);
+        if self.batch.len() + self.bad_in_batch >= self.options.batch_size {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     async fn push(&mut self, value: Value, origin: String, collection: Option<&str>) -> Result<()> {
         let id = value["id"].as_str().unwrap_or("(no id)").to_string();
         match prepare_item_with(value, collection, self.options.checks) {
-            Ok(item) => self.batch.push(Record { item, origin }),
-            Err(e) => self.reject_record(format!("{origin}: item '{id}': {e}")),
+            Ok(item) => {
+                self.batch_start.get_or_insert_with(|| origin.clone());
+                self.batch.push(Record { item, origin });
+            }
+            Err(e) if e.starts_with("item '") => {
+                let message = format!("{origin}: {e}");
+                return self.reject_record(origin, message).await;
+            }
+            Err(e) => {
+                let message = format!("{origin}: item '{id}': {e}");
+                return self.reject_record(origin, message).await;
+            }
         }
         if self.batch.len() + self.bad_in_batch >= self.options.batch_size {
             self.flush().await?;
@@ -334,10 +374,10 @@ impl Loader<'_> {
     async fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         let bad = std::mem::take(&mut self.bad_in_batch);
+        let first = self.batch_start.take().unwrap_or_default();
         if batch.is_empty() {
             return Ok(());
         }
-        let first = batch.first().map(|r| r.origin.clone()).unwrap_or_default();
         if bad > 0 {
             self.summary.rejected += batch.len() as u64;
             self.summary.errors.push(format!(

@@ -79,7 +79,7 @@ enum TokenScope {
 
 #[derive(Args)]
 struct StoreArgs {
-    /// Database URL: sqlite://PATH (created when missing) or postgres://USER@HOST:PORT/DB.
+    /// Database URL: sqlite://PATH (created when missing) or postgres://USER[:PASSWORD]@HOST:PORT/DB.
     #[arg(long, env = "STACD_DATABASE_URL", default_value = "sqlite://stacd.sqlite")]
     database_url: String,
 }
@@ -131,7 +131,7 @@ struct ServeArgs {
     tokens_file: Option<PathBuf>,
 
     /// Require a token for reads as well (read or write scope).
-    #[arg(long, env = "STACD_PRIVATE_READS")]
+    #[arg(long, env = "STACD_PRIVATE_READS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     private_reads: bool,
 
     /// Largest request body, in MiB; larger bodies get 413.
@@ -139,7 +139,7 @@ struct ServeArgs {
     body_limit_mib: usize,
 
     /// Accept item geometries that are not valid simple features (such as self-intersecting polygons).
-    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY")]
+    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_invalid_geometry: bool,
 
     /// Most items in one bulk write; more get 413.
@@ -160,7 +160,7 @@ struct LoadArgs {
     upsert: bool,
 
     /// Accept item geometries that are not valid simple features (such as self-intersecting polygons).
-    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY")]
+    #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_invalid_geometry: bool,
 
     /// Items written per transaction.
@@ -182,6 +182,7 @@ fn init_logging(format: Option<LogFormat>) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -268,6 +269,13 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             args.default_limit, args.max_limit
         )));
     }
+    if let Some(url) = &args.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(Error::InvalidParameter(format!(
+            "--public-url '{url}' must start with http:// or https://, such as https://example.com/stac"
+        )));
+    }
     let cors = parse_cors(&args.cors_origins)?;
     let tokens = args.tokens_file.as_deref().map(Tokens::load).transpose()?;
     if args.private_reads && tokens.as_ref().is_none_or(Tokens::is_empty) {
@@ -340,6 +348,11 @@ fn parse_cors(text: &str) -> Result<CorsOrigins> {
         .map(str::trim)
         .filter(|o| !o.is_empty())
         .map(|o| {
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(Error::InvalidParameter(format!(
+                    "invalid CORS origin '{o}' in --cors-origins: expected an origin such as https://example.com"
+                )));
+            }
             HeaderValue::from_str(o)
                 .map_err(|_| Error::InvalidParameter(format!("invalid CORS origin '{o}' in --cors-origins")))
         })

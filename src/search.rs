@@ -55,10 +55,10 @@ pub enum Endpoint<'a> {
 /// `f` selects an encoding (JSON is the only one), and the CRS parameters are
 /// accepted when they name WGS 84 longitude/latitude, the only CRS served.
 const IGNORED_PARAMETERS: &[&str] = &["f"];
+/// EPSG:4326 is not listed: its axis order is latitude, longitude.
 const CRS84: &[&str] = &[
     "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
     "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "http://www.opengis.net/def/crs/EPSG/0/4326",
 ];
 
 /// Parameters of STAC API extensions that this server does not implement yet.
@@ -540,6 +540,14 @@ mod tests {
         let long = "9".repeat(5000);
         let error = Error::parameter("bbox", &long, "bad").to_string();
         assert!(error.len() < 400, "{}", error.len());
+    }
+
+    #[test]
+    fn only_crs84_is_accepted() {
+        let crs84 = "bbox-crs=http%3A%2F%2Fwww.opengis.net%2Fdef%2Fcrs%2FOGC%2F1.3%2FCRS84";
+        assert!(from_query_string(crs84, Endpoint::Search).is_ok());
+        let epsg = "bbox-crs=http%3A%2F%2Fwww.opengis.net%2Fdef%2Fcrs%2FEPSG%2F0%2F4326";
+        assert!(from_query_string(epsg, Endpoint::Search).is_err());
     }
 
     #[test]

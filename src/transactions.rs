@@ -228,6 +228,16 @@ fn apply_patch(document: &mut Value, headers: &HeaderMap, body: &Value) -> Resul
     Ok(())
 }
 
+/// Adds to a duplicate-id conflict how to replace an item over HTTP.
+fn replace_hint(error: Error) -> Error {
+    match error {
+        Error::Conflict(message) => Error::Conflict(format!(
+            "{message}; replace an item with PUT /collections/{{collectionId}}/items/{{itemId}}"
+        )),
+        other => other,
+    }
+}
+
 /// `POST /collections`: creates a collection (201, or 409 when the id exists).
 async fn create_collection(
     State(state): State<Arc<AppState>>,
@@ -384,7 +394,11 @@ async fn create_items(
                 repeated.join(", ")
             )));
         }
-        let created = state.store.insert_items(&prepared, InsertMode::Insert).await?;
+        let created = state
+            .store
+            .insert_items(&prepared, InsertMode::Insert)
+            .await
+            .map_err(replace_hint)?;
         tracing::info!(stac.collection = %collection_id, items = created, "items created");
         let listed: Vec<Value> = prepared
             .iter()
@@ -398,7 +412,8 @@ async fn create_items(
     state
         .store
         .insert_items(std::slice::from_ref(&prepared), InsertMode::Insert)
-        .await?;
+        .await
+        .map_err(replace_hint)?;
     tracing::info!(stac.collection = %collection_id, stac.item = %prepared.id, "item created");
     Ok(item_response(
         StatusCode::CREATED,

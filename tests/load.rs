@@ -190,6 +190,40 @@ async fn example_catalog_loads(store: TestStore) {
     assert_eq!(count(store.store.as_ref(), "drone-survey").await, 12);
 }
 
+async fn broken_files_do_not_stop_a_load(store: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mission");
+    write(&root.join("collection.json"), &collection("mission"));
+    write(&root.join("items/a.json"), &item(None, "a"));
+    write(&root.join("items/b.json"), &item(None, "b"));
+    std::fs::write(root.join("items/broken.json"), "{\"type\": \"Feature\", ").unwrap();
+    let summary = load(store.store.as_ref(), &[root], options(InsertMode::Insert, 1)).await;
+    assert_eq!(summary.items, 2, "{:?}", summary.errors);
+    assert_eq!(summary.rejected, 1);
+    assert!(
+        summary.errors.join("\n").contains("broken.json"),
+        "{:?}",
+        summary.errors
+    );
+
+    // An invalid NDJSON line fills its own batch and leaves the next one alone.
+    write(&dir.path().join("c.json"), &collection("c"));
+    let lines = [
+        item(Some("c"), "1").to_string(),
+        "not json".into(),
+        item(Some("c"), "3").to_string(),
+    ];
+    let ndjson = dir.path().join("mixed.ndjson");
+    std::fs::write(&ndjson, lines.join("\n")).unwrap();
+    let paths = vec![dir.path().join("c.json"), ndjson];
+    let summary = load(store.store.as_ref(), &paths, options(InsertMode::Insert, 1)).await;
+    assert_eq!(summary.items, 2, "{:?}", summary.errors);
+    assert_eq!(summary.rejected, 1);
+    assert!(store.store.item("c", "3").await.unwrap().is_some());
+    let report = summary.errors.join("\n");
+    assert!(report.contains("mixed.ndjson:2"), "{report}");
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -218,4 +252,5 @@ on_both_stores!(
     duplicates_named_unless_upsert,
     items_before_their_collection_fail_clearly,
     example_catalog_loads,
+    broken_files_do_not_stop_a_load,
 );

@@ -202,9 +202,11 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && !(method == Method::POST && request.uri().path() == "/search");
+    // Health and readiness stay open, so load balancers can probe a private catalog.
+    let probe = request.uri().path() == "/health";
     let needed = if is_write {
         Some(Scope::Write)
-    } else if state.private_reads {
+    } else if state.private_reads && !probe {
         Some(Scope::Read)
     } else {
         None
@@ -225,7 +227,16 @@ async fn not_found() -> Error {
     Error::NotFound("no resource at this path; the landing page at / links to every endpoint".into())
 }
 
-async fn method_not_allowed(method: Method) -> Error {
+async fn method_not_allowed(State(state): State<Arc<AppState>>, method: Method) -> Error {
+    let writing = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if writing && !state.writes_enabled() {
+        return Error::MethodNotAllowed(format!(
+            "method {method} is not allowed: writes are disabled; start the server with --tokens-file to enable them"
+        ));
+    }
     Error::MethodNotAllowed(format!("method {method} is not allowed on this path"))
 }
 

@@ -293,7 +293,7 @@ fn duplicate_error(duplicates: &[String]) -> Error {
         names.push_str(&format!(" and {} more", duplicates.len() - SHOWN));
     }
     Error::Conflict(format!(
-        "{} item(s) already exist (collection/id): {names}; use upsert to replace them",
+        "{} item(s) already exist (collection/id): {names}",
         duplicates.len()
     ))
 }
