@@ -67,6 +67,14 @@ pub enum Error {
     #[error("{0}")]
     InvalidDocument(String),
 
+    /// The server is at its limit of concurrent requests.
+    #[error("{0}")]
+    Overloaded(String),
+
+    /// The request took longer than the server allows.
+    #[error("{0}")]
+    TimedOut(String),
+
     /// The store cannot be reached or did not answer.
     #[error("the catalog store is unavailable: {0}")]
     Unavailable(String),
@@ -110,8 +118,10 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Overloaded(_) | Error::TimedOut(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::Database(e) if is_unavailable(e) || is_cancelled(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Io { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -135,6 +145,9 @@ impl Error {
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::Unavailable(_) => "ServiceUnavailable",
+            Error::Overloaded(_) => "Overloaded",
+            Error::TimedOut(_) => "Timeout",
+            Error::Database(e) if is_cancelled(e) => "Timeout",
             Error::Database(e) if is_unavailable(e) => "ServiceUnavailable",
             _ => "InternalServerError",
         }
@@ -161,16 +174,31 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     )
 }
 
+/// Tells whether PostgreSQL cancelled a statement, as `statement_timeout` does (SQLSTATE 57014).
+fn is_cancelled(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("57014"))
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let description = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-            match status {
-                StatusCode::SERVICE_UNAVAILABLE => {
+            match (&self, status) {
+                // Shedding and timeouts are logged where they happen, and their text is safe to show.
+                (Error::Overloaded(message) | Error::TimedOut(message), _) => message.clone(),
+                (Error::Database(e), _) if is_cancelled(e) => {
+                    tracing::warn!(error = %self, "a query reached the statement timeout");
+                    "the database cancelled the query at its time limit; narrow the search or retry later"
+                        .to_string()
+                }
+                (_, StatusCode::SERVICE_UNAVAILABLE) => {
+                    tracing::error!(error = %self, "request failed");
                     "the catalog store is unavailable, retry later".to_string()
                 }
-                _ => "internal server error; the server log has the details".to_string(),
+                _ => {
+                    tracing::error!(error = %self, "request failed");
+                    "internal server error; the server log has the details".to_string()
+                }
             }
         } else {
             self.to_string()

@@ -16,6 +16,7 @@ pub mod paging;
 pub mod prepare;
 pub mod routes;
 pub mod search;
+pub mod server;
 pub mod store;
 pub mod transactions;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,7 +14,7 @@ use stacd::auth::{Scope, Tokens};
 use stacd::load::{LoadOptions, load_paths, report};
 use stacd::paging::TokenSigner;
 use stacd::prepare::Checks;
-use stacd::routes::{AppState, CorsOrigins, router};
+use stacd::routes::{AppState, CorsOrigins, Operations};
 use stacd::search::SearchLimits;
 use stacd::store::{self, Backend, InsertMode, redact_url};
 use stacd::{Error, Result};
@@ -38,6 +38,10 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up, so its size does not matter"
+)]
 enum Command {
     /// Serve the catalog over HTTP, after loading PATHS (replacing existing items).
     Serve(ServeArgs),
@@ -146,6 +150,23 @@ struct ServeArgs {
     #[arg(long, env = "STACD_MAX_BULK_ITEMS", default_value_t = 10_000)]
     max_bulk_items: usize,
 
+    /// Longest time a request may take to produce its response, in seconds; beyond it, 503.
+    #[arg(long, env = "STACD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    request_timeout_seconds: f64,
+
+    /// Most requests served at once; more get 503 at once, with Retry-After.
+    #[arg(long, env = "STACD_MAX_CONCURRENT_REQUESTS", default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_requests: u32,
+
+    /// PostgreSQL cancels statements that run longer, in seconds (0: no limit). SQLite has none.
+    #[arg(long, env = "STACD_STATEMENT_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    statement_timeout_seconds: f64,
+
+    /// After SIGTERM or SIGINT, how long requests in flight may take to finish, in seconds.
+    #[arg(long, env = "STACD_DRAIN_SECONDS", default_value_t = 10.0)]
+    drain_seconds: f64,
+
     /// Files or folders to load before serving.
     paths: Vec<PathBuf>,
 }
@@ -213,7 +234,12 @@ async fn main() -> ExitCode {
 
 /// Connects to the store and applies migrations.
 async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Backend>> {
-    let store = store::connect(&args.database_url).await?;
+    open_store_with(args, None).await
+}
+
+/// Connects to the store with a statement timeout and applies migrations.
+async fn open_store_with(args: &StoreArgs, statement_timeout: Option<Duration>) -> Result<Arc<dyn Backend>> {
+    let store = store::connect_with(&args.database_url, statement_timeout).await?;
     store.migrate().await?;
     let version = store.version().await?;
     tracing::info!(db.backend = store.kind(), db.version = %version, db.url = %redact_url(&args.database_url), "store ready");
@@ -283,7 +309,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             "--private-reads needs --tokens-file with at least one token".into(),
         ));
     }
-    let store = open_store(&args.store).await?;
+    let statement_timeout = Some(seconds(
+        args.statement_timeout_seconds,
+        "--statement-timeout-seconds",
+    )?)
+    .filter(|t| !t.is_zero());
+    let store = open_store_with(&args.store, statement_timeout).await?;
     if !args.paths.is_empty() {
         let started = Instant::now();
         let options = LoadOptions {
@@ -318,12 +349,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         checks: Checks {
             allow_invalid_geometry: args.allow_invalid_geometry,
         },
+        operations: Arc::new(Operations::new(
+            seconds(args.request_timeout_seconds, "--request-timeout-seconds")?,
+            args.max_concurrent_requests as usize,
+        )),
     });
     tracing::info!(
         writes = state.writes_enabled(),
         private_reads = state.private_reads,
         "access configured"
     );
+    let drain = seconds(args.drain_seconds, "--drain-seconds")?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|source| Error::Io {
@@ -331,12 +367,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             source,
         })?;
     tracing::info!(address = %args.bind, "listening");
-    axum::serve(listener, router(state, cors))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| Error::Internal(format!("server error: {e}")))?;
-    tracing::info!("stopped");
+    stacd::server::run(listener, state, cors, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Converts a number of seconds from a flag into a duration.
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        Error::InvalidParameter(format!(
+            "{flag} must be a non-negative number of seconds, got {value}"
+        ))
+    })
 }
 
 fn parse_cors(text: &str) -> Result<CorsOrigins> {
@@ -386,5 +427,4 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
 }

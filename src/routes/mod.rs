@@ -26,10 +26,12 @@ use crate::store::Backend;
 
 mod extract;
 mod openapi;
+mod overload;
 mod searches;
 
 pub use extract::{JsonBody, PathParams};
 use openapi::openapi_document;
+pub use overload::Operations;
 use searches::{items, search_get, search_post};
 
 /// The interactive API page.
@@ -59,6 +61,8 @@ pub struct AppState {
     pub max_bulk_items: usize,
     /// Checks on written items, the same as the loader's.
     pub checks: Checks,
+    /// Readiness, load shedding and timeouts.
+    pub operations: Arc<Operations>,
 }
 
 impl AppState {
@@ -141,6 +145,7 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
         .route("/api", get(openapi))
         .route("/api.html", get(api_html))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/collections", get(collections))
         .route("/collections/{collection_id}", get(collection))
         .route("/collections/{collection_id}/items", get(items))
@@ -153,6 +158,10 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            state.operations.clone(),
+            overload::shed_and_time_out,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
         .layer(cors)
@@ -203,7 +212,7 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && !(method == Method::POST && request.uri().path() == "/search");
     // Health and readiness stay open, so load balancers can probe a private catalog.
-    let probe = request.uri().path() == "/health";
+    let probe = matches!(request.uri().path(), "/health" | "/ready");
     let needed = if is_write {
         Some(Scope::Write)
     } else if state.private_reads && !probe {
@@ -343,6 +352,21 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => Json(json!({"status": "ok", "store": state.store.kind()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
+            Error::Unavailable(e.to_string()).into_response()
+        }
+    }
+}
+
+/// `GET /ready`: 200 while the server accepts work and its store answers; 503
+/// once shutdown has started, so load balancers stop sending requests.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if !state.operations.is_ready() {
+        return Error::Overloaded("the server is shutting down".into()).into_response();
+    }
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
             Error::Unavailable(e.to_string()).into_response()
         }
     }

@@ -242,8 +242,17 @@ pub trait Backend: Send + Sync + 'static {
 /// Opens the store a database URL names: `sqlite://PATH` (created when
 /// missing) or `postgres://...` / `postgresql://...`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
+    connect_with(url, None).await
+}
+
+/// Opens a store like [`connect`]; on PostgreSQL, statements running longer
+/// than `statement_timeout` are cancelled (SQLite has no such limit).
+pub async fn connect_with(
+    url: &str,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<Arc<dyn Backend>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect(url, statement_timeout).await?))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -1,11 +1,12 @@
 //! The PostgreSQL + PostGIS store.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use super::sql::{self, Arg, Dialect};
@@ -21,6 +22,8 @@ use tokio::sync::mpsc::Sender;
 /// The PostgreSQL catalog store.
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connection options without the statement timeout, for migrations.
+    migration_options: PgConnectOptions,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -58,14 +61,24 @@ const ITEM_COLUMNS: &str =
     "i.collection, i.id, i.datetime, i.content::text AS content, i.extra_links::text AS extra_links, i.etag";
 
 impl PostgresStore {
-    /// Connects, and checks that PostGIS is available.
-    pub async fn connect(url: &str) -> Result<Self> {
+    /// Connects, and checks that PostGIS is available. A `statement_timeout`
+    /// makes PostgreSQL cancel any statement that runs longer.
+    pub async fn connect(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::InvalidParameter(format!("invalid PostgreSQL URL: {e}")))?;
+        let migration_options = options.clone();
+        if let Some(timeout) = statement_timeout {
+            options = options.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            migration_options,
+        };
         store.ensure_postgis().await?;
         Ok(store)
     }
@@ -215,7 +228,15 @@ impl Backend for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrator().run(&self.pool).await?;
+        // Migrations may build indexes on large tables, so the serving
+        // statement timeout does not apply to them.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.migration_options.clone())
+            .await?;
+        let result = migrator().run(&pool).await;
+        pool.close().await;
+        result?;
         Ok(())
     }
 

@@ -95,6 +95,7 @@ pub async fn app(store: Arc<dyn Backend>, limits: SearchLimits) -> Router {
         body_limit: 16 * 1024 * 1024,
         max_bulk_items: 10_000,
         checks: Default::default(),
+        operations: std::sync::Arc::new(Default::default()),
     });
     router(state, CorsOrigins::Any)
 }
@@ -116,6 +117,7 @@ pub async fn writable_app(store: Arc<dyn Backend>, tokens: &std::path::Path, pri
         body_limit: 64 * 1024,
         max_bulk_items: 50,
         checks: Default::default(),
+        operations: std::sync::Arc::new(Default::default()),
     });
     router(state, CorsOrigins::Any)
 }

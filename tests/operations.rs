@@ -1,0 +1,143 @@
+//! Readiness, load shedding, timeouts and graceful shutdown, on both stores.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{StatusCode, header};
+use common::*;
+use stacd::api::CatalogInfo;
+use stacd::paging::TokenSigner;
+use stacd::routes::{AppState, CorsOrigins, Operations, router};
+use stacd::search::SearchLimits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn state(store: &TestStore, operations: Operations) -> Arc<AppState> {
+    let operations = Arc::new(operations);
+    Arc::new(AppState {
+        signer: TokenSigner::new(store.store.secret().await.unwrap()),
+        store: store.store.clone(),
+        limits: SearchLimits::default(),
+        info: CatalogInfo {
+            id: "test".into(),
+            title: "Test".into(),
+            description: "Test".into(),
+        },
+        public_url: None,
+        tokens: None,
+        private_reads: false,
+        body_limit: 1024 * 1024,
+        max_bulk_items: 100,
+        checks: Default::default(),
+        operations,
+    })
+}
+
+async fn shedding_and_timeouts(store: TestStore) {
+    let shed = router(
+        state(&store, Operations::new(Duration::from_secs(30), 0)).await,
+        CorsOrigins::Any,
+    );
+    let answer = get(&shed, "/collections").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.json()["code"], "Overloaded");
+    assert!(answer.headers.contains_key(header::RETRY_AFTER));
+
+    let normal = router(state(&store, Operations::default()).await, CorsOrigins::Any);
+    assert_eq!(get(&normal, "/collections").await.status, StatusCode::OK);
+}
+
+async fn ready_turns_off_when_draining(store: TestStore) {
+    let state = state(&store, Operations::default()).await;
+    let app = router(state.clone(), CorsOrigins::Any);
+    assert_eq!(get(&app, "/ready").await.status, StatusCode::OK);
+    state.operations.stop_accepting();
+    let answer = get(&app, "/ready").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&app, "/health").await.status,
+        StatusCode::OK,
+        "liveness stays separate"
+    );
+}
+
+async fn shutdown_stops_within_drain(store: TestStore) {
+    let state = state(&store, Operations::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let server = tokio::spawn(stacd::server::run(
+        listener,
+        state.clone(),
+        CorsOrigins::Any,
+        shutdown,
+        Duration::from_secs(2),
+    ));
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(finished.is_ok(), "the server did not stop within the drain time");
+    assert!(!state.operations.is_ready());
+}
+
+#[tokio::test]
+async fn postgres_statement_timeout_is_a_503() {
+    let store = common::postgres("stacd_ops_statement_timeout").await;
+    let url = store.url.clone();
+    let timed = stacd::store::connect_with(&url, Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    drop(timed);
+    // A real cancellation from PostgreSQL, mapped to the server's error.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = options.options([("statement_timeout", "50ms")]);
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    let error = sqlx::query("SELECT pg_sleep(2)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let error = stacd::Error::from(error);
+    assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error.code(), "Timeout");
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::common::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let store = super::common::postgres(concat!("stacd_ops_", stringify!($case))).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    shedding_and_timeouts,
+    ready_turns_off_when_draining,
+    shutdown_stops_within_drain
+);
