@@ -658,6 +658,16 @@ async fn tokens_are_enforced(store: TestStore) {
     );
     let classes = get(&w.app, "/conformance").await.json()["conformsTo"].to_string();
     assert!(classes.contains("ogcapi-features/extensions/transaction"));
+    // A method that no route has is a 405 even without a token, never a 401.
+    for (method, uri) in [
+        ("PUT", "/"),
+        ("DELETE", "/search"),
+        ("PUT", "/collections"),
+        ("POST", "/collections/survey"),
+    ] {
+        let answer = call(&w.app, method, uri, None, &[], None).await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+    }
 
     let private = writable(&store, true).await;
     assert_eq!(

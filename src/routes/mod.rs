@@ -203,14 +203,27 @@ fn conditional(request: &HeaderMap, media_type: &'static str, body: String, etag
     response
 }
 
+/// Tells whether a request is one of the write operations: POST /collections,
+/// PUT, PATCH and DELETE /collections/{id}, POST /collections/{id}/items, and
+/// PUT, PATCH and DELETE /collections/{id}/items/{itemId}. Other methods on a
+/// path pass through, so the router answers them 405 rather than 401.
+fn is_write_operation(method: &Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let replace_or_delete = matches!(*method, Method::PUT | Method::PATCH | Method::DELETE);
+    match segments.as_slice() {
+        ["collections"] => method == Method::POST,
+        ["collections", _] => replace_or_delete,
+        ["collections", _, "items"] => method == Method::POST,
+        ["collections", _, "items", _] => replace_or_delete,
+        _ => false,
+    }
+}
+
 /// Checks bearer tokens: writes need the write scope, and reads need the read
 /// scope when reads are private. Searches by POST are reads.
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let method = request.method();
-    let is_write = matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !(method == Method::POST && request.uri().path() == "/search");
+    let is_write = is_write_operation(method, request.uri().path());
     // Health and readiness stay open, so load balancers can probe a private catalog.
     let probe = matches!(request.uri().path(), "/health" | "/ready");
     let needed = if is_write {
