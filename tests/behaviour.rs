@@ -1,6 +1,7 @@
 //! The behavioural suite: every case runs against the SQLite store and the
 //! PostgreSQL + PostGIS store, and both must return the same results.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -742,30 +743,7 @@ async fn duplicates_are_rejected_whole(store: TestStore) {
     assert!(matches!(error, stacd::Error::NotFound(_)), "{error}");
 }
 
-/// Runs each case on both stores; PostgreSQL cases get their own database.
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::common::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = super::common::postgres(concat!("stacd_test_", stringify!($case))).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("stacd_test_";
     landing_page_links,
     collections_and_items_resolve,
     bbox_crossing_antimeridian,

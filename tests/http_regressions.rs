@@ -3,6 +3,7 @@
 //! request must get a client error (4xx) whose body is an OGC exception,
 //! `{"code": string, "description": string}`, never a 5xx or a plain-text body.
 
+#[macro_use]
 mod common;
 
 use axum::Router;
@@ -231,30 +232,7 @@ async fn nested_geometry_collection(store: TestStore) {
     assert_client_error(&answer, "POST /search with a nested GeometryCollection");
 }
 
-/// Runs each case on both stores. PostgreSQL cases get their own database.
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::common::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = super::common::postgres(concat!("stacd_regress_", stringify!($case))).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("stacd_regress_";
     invalid_utf8_in_path,
     oversized_search_body,
     nul_in_ids,

@@ -1,6 +1,7 @@
 //! The loader: every accepted input shape, batch rejection with the place of
 //! the bad record, and duplicate handling, on both stores.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -224,29 +225,7 @@ async fn broken_files_do_not_stop_a_load(store: TestStore) {
     assert!(report.contains("mixed.ndjson:2"), "{report}");
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::common::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = super::common::postgres(concat!("stacd_load_", stringify!($case))).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("stacd_load_";
     every_input_shape,
     bad_record_rejects_its_batch,
     duplicates_named_unless_upsert,

@@ -1,5 +1,6 @@
 //! Readiness, load shedding, timeouts and graceful shutdown, on both stores.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -114,29 +115,7 @@ async fn postgres_statement_timeout_is_a_503() {
     assert_eq!(error.code(), "Timeout");
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::common::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = super::common::postgres(concat!("stacd_ops_", stringify!($case))).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("stacd_ops_";
     shedding_and_timeouts,
     ready_turns_off_when_draining,
     shutdown_stops_within_drain

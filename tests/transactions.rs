@@ -1,6 +1,7 @@
 //! Transactions through the HTTP API: status codes, ETags and If-Match, bulk
 //! writes, and token checks, on both stores.
 
+#[macro_use]
 mod common;
 
 use axum::Router;
@@ -699,29 +700,7 @@ async fn read_only_without_tokens(store: TestStore) {
     assert!(!classes.contains("transaction"), "{classes}");
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::common::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let store = super::common::postgres(concat!("stacd_tx_", stringify!($case))).await;
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("stacd_tx_";
     item_lifecycle,
     missing_and_mismatched,
     if_match_prevents_lost_updates,

@@ -229,3 +229,27 @@ pub async fn page_through(app: &Router, first: Answer) -> Vec<String> {
     }
     panic!("paging did not end");
 }
+
+/// Runs each case against a fresh SQLite file and a fresh PostgreSQL database
+/// named after the prefix and the case, as `sqlite::CASE` and `postgres::CASE`.
+macro_rules! on_both_stores {
+    ($prefix:literal; $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::common::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let store = super::common::postgres(concat!($prefix, stringify!($case))).await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
