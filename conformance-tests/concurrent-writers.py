@@ -32,9 +32,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +39,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from stacd_process import HOST, Checks, Server, SetupError, new_token
+
+# Request logs at info level would cost the server more time than the writes.
+RUST_LOG = "warn"
+
 COLLECTION = "concurrent-writers"
 ITEMS = 100
 THREADS = 8
@@ -50,114 +51,9 @@ DEFAULT_SECONDS = 30.0
 DELETE_SHARE = 0.10
 ATTEMPTS_PER_PICK = 10
 
-HEALTH_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
 # Error examples kept per thread; every error is still counted.
 MAX_ERROR_EXAMPLES = 5
-
-
-class SetupError(Exception):
-    """A step that the checks depend on could not run."""
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}" + (f": {detail}" if detail else ""), flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
-
-
-# --- server process -------------------------------------------------------------------
-
-
-def child_environment() -> dict[str, str]:
-    """Return this environment without STACD_* variables, so only the flags configure stacd."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACD_")}
-    env["STACD_LOG_FORMAT"] = "json"
-    # Request logs at info level would cost the server more time than the writes.
-    env.setdefault("RUST_LOG", "warn")
-    return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def new_token(binary: str, tokens_file: Path) -> str:
-    result = subprocess.run(
-        [binary, "token", "new", "--tokens-file", str(tokens_file), "--name", "concurrent-writers"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=child_environment(),
-    )
-    token = result.stdout.strip()
-    if result.returncode != 0 or not token:
-        raise SetupError(
-            f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}"
-        )
-    return token
-
-
-class Server:
-    """One `stacd serve` process on 127.0.0.1 and a free port."""
-
-    def __init__(self, binary: str, store_url: str, log_path: Path, tokens_file: Path) -> None:
-        self.port = free_port()
-        command = [
-            binary, "serve", "--bind", f"{HOST}:{self.port}", "--database-url", store_url,
-            "--tokens-file", str(tokens_file),
-        ]  # fmt: skip
-        self.log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, env=child_environment()
-        )
-        self.pid = self.process.pid
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SetupError(
-                    f"stacd serve (pid {self.pid}) exited with status {self.process.returncode} "
-                    f"before it was healthy; see {self.log.name}"
-                )
-            try:
-                status, _, _ = Client(self.port, None).request("GET", "/health")
-                if status == 200:
-                    return
-                last_error = f"status {status}"
-            except (OSError, http.client.HTTPException) as e:
-                last_error = str(e)
-            time.sleep(0.1)
-        raise SetupError(
-            f"stacd serve (pid {self.pid}) was not healthy after {HEALTH_TIMEOUT_S:.0f} s "
-            f"({last_error}); see {self.log.name}"
-        )
-
-    def stop(self) -> None:
-        """Stop the server with SIGTERM, or SIGKILL when it has not exited within STOP_TIMEOUT_S."""
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"stacd serve (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; sending SIGKILL")
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-        self.log.close()
 
 
 # --- HTTP client ------------------------------------------------------------------------
@@ -369,8 +265,8 @@ def create_collection(client: Client) -> None:
 
 def run(checks: Checks, binary: str, store_url: str, seconds: float, work: Path) -> None:
     tokens_file = work / "tokens"
-    token = new_token(binary, tokens_file)
-    server = Server(binary, store_url, work / "serve.log", tokens_file)
+    token = new_token(binary, tokens_file, "concurrent-writers", RUST_LOG)
+    server = Server(binary, store_url, work / "serve.log", RUST_LOG, tokens_file)
     try:
         server.wait_healthy()
         admin = Client(server.port, token)

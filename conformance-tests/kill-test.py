@@ -40,7 +40,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,77 +49,24 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from stacd_process import HOST, STOP_TIMEOUT_S, Checks, Server, SetupError, child_environment, new_token
+
+# Request logs at info level show where each batch ended.
+RUST_LOG = "info,sqlx=warn"
+
 BATCHES = 20
 BATCH_SIZE = 500
 TOTAL_ITEMS = BATCHES * BATCH_SIZE
 API_COLLECTION = "kill-api"
 LOAD_COLLECTION = "kill-load"
 
-HEALTH_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 # The loader must finish its --upsert run within this time.
 LOAD_TIMEOUT_S = 120.0
 # The count of committed items at which the loader is killed is drawn from this range.
 LOAD_KILL_RANGE = (2000, 7000)
 LOAD_POLL_INTERVAL_S = 0.01
 MAX_PAGES = 100
-
-
-class SetupError(Exception):
-    """A step that the checks depend on could not run."""
-
-
-# --- checks ---------------------------------------------------------------------------
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}" + (f": {detail}" if detail else ""), flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
-
-
-# --- processes and HTTP -----------------------------------------------------------------
-
-
-def child_environment() -> dict[str, str]:
-    """Return this environment without STACD_* variables, so only the flags configure stacd."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACD_")}
-    env["STACD_LOG_FORMAT"] = "json"
-    env.setdefault("RUST_LOG", "info,sqlx=warn")
-    return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def new_token(binary: str, tokens_file: Path) -> str:
-    result = subprocess.run(
-        [binary, "token", "new", "--tokens-file", str(tokens_file), "--name", "kill-test"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=child_environment(),
-    )
-    token = result.stdout.strip()
-    if result.returncode != 0 or not token:
-        raise SetupError(
-            f"'stacd token new' failed with status {result.returncode}: {result.stderr.strip()}"
-        )
-    return token
 
 
 def request(
@@ -144,64 +90,6 @@ def request(
         return response.status, response.read()
     finally:
         connection.close()
-
-
-class Server:
-    """One `stacd serve` process on 127.0.0.1 and a free port."""
-
-    def __init__(self, binary: str, store_url: str, log_path: Path, tokens_file: Path | None = None) -> None:
-        self.port = free_port()
-        command = [binary, "serve", "--bind", f"{HOST}:{self.port}", "--database-url", store_url]
-        if tokens_file is not None:
-            command += ["--tokens-file", str(tokens_file)]
-        self.log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, env=child_environment()
-        )
-        self.pid = self.process.pid
-
-    def wait_healthy(self) -> float:
-        """Poll GET /health until it returns 200, and return the seconds it took."""
-        started = time.monotonic()
-        deadline = started + HEALTH_TIMEOUT_S
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SetupError(
-                    f"stacd serve (pid {self.pid}) exited with status {self.process.returncode} "
-                    f"before it was healthy; see {self.log.name}"
-                )
-            try:
-                status, _ = request(self.port, "GET", "/health", timeout=5)
-                if status == 200:
-                    return time.monotonic() - started
-                last_error = f"status {status}"
-            except OSError as e:
-                last_error = str(e)
-            time.sleep(0.1)
-        raise SetupError(
-            f"stacd serve (pid {self.pid}) was not healthy after {HEALTH_TIMEOUT_S:.0f} s "
-            f"({last_error}); see {self.log.name}"
-        )
-
-    def kill(self) -> None:
-        """Send SIGKILL and wait until the process is gone."""
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=STOP_TIMEOUT_S)
-        self.log.close()
-
-    def stop(self) -> None:
-        """Stop the server with SIGTERM, or SIGKILL when it has not exited within STOP_TIMEOUT_S."""
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"stacd serve (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; sending SIGKILL")
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-        self.log.close()
 
 
 def same_origin_path(port: int, href: str) -> str:
@@ -370,8 +258,8 @@ class BulkClient(threading.Thread):
 def run_api_test(checks: Checks, binary: str, store_url: str, work: Path) -> None:
     print(f"--- API: {BATCHES} bulk POSTs of {BATCH_SIZE} items, SIGKILL mid-way", flush=True)
     tokens_file = work / "tokens"
-    token = new_token(binary, tokens_file)
-    server = Server(binary, store_url, work / "serve-api-1.log", tokens_file)
+    token = new_token(binary, tokens_file, "kill-test", RUST_LOG)
+    server = Server(binary, store_url, work / "serve-api-1.log", RUST_LOG, tokens_file)
     try:
         server.wait_healthy()
         for collection in (API_COLLECTION, LOAD_COLLECTION):
@@ -436,7 +324,7 @@ def run_api_test(checks: Checks, binary: str, store_url: str, work: Path) -> Non
         f"{len(acknowledged)} of {BATCHES} batches acknowledged",
     )
 
-    restarted = Server(binary, store_url, work / "serve-api-2.log", tokens_file)
+    restarted = Server(binary, store_url, work / "serve-api-2.log", RUST_LOG, tokens_file)
     try:
         seconds = restarted.wait_healthy()
         checks.check("API: server restarts on the same store", True, f"healthy after {seconds:.1f} s")
@@ -493,14 +381,14 @@ def run_load_test(checks: Checks, binary: str, store_url: str, work: Path) -> No
         str(collection_path), str(items_path),
     ]  # fmt: skip
 
-    watcher = Server(binary, store_url, work / "serve-watch.log")
+    watcher = Server(binary, store_url, work / "serve-watch.log", RUST_LOG)
     loader = None
     threshold = random.randint(*LOAD_KILL_RANGE)
     seen = 0
     try:
         watcher.wait_healthy()
         with (work / "load-1.log").open("wb") as log:
-            loader = subprocess.Popen(load_command, stdout=log, stderr=subprocess.STDOUT, env=child_environment())
+            loader = subprocess.Popen(load_command, stdout=log, stderr=subprocess.STDOUT, env=child_environment(RUST_LOG))
             deadline = time.monotonic() + LOAD_TIMEOUT_S
             while time.monotonic() < deadline and loader.poll() is None:
                 count = collection_count(watcher.port, LOAD_COLLECTION)
@@ -528,7 +416,7 @@ def run_load_test(checks: Checks, binary: str, store_url: str, work: Path) -> No
         + ("" if loader.returncode == -signal.SIGKILL else f"; see {work / 'load-1.log'}"),
     )
 
-    inspector = Server(binary, store_url, work / "serve-load.log")
+    inspector = Server(binary, store_url, work / "serve-load.log", RUST_LOG)
     try:
         seconds = inspector.wait_healthy()
         checks.check("loader: server starts on the store after the kill", True, f"healthy after {seconds:.1f} s")
@@ -548,7 +436,7 @@ def run_load_test(checks: Checks, binary: str, store_url: str, work: Path) -> No
             capture_output=True,
             text=True,
             timeout=LOAD_TIMEOUT_S,
-            env=child_environment(),
+            env=child_environment(RUST_LOG),
         )
         (work / "load-2.log").write_text(upsert.stdout + upsert.stderr)
         checks.check(
