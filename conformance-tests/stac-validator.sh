@@ -50,7 +50,7 @@ fi
 
 # The transaction test of stac-api-validator 0.6.8 starts by deleting its item
 # S2A_47XNF_20230423_0_L2A and expects 204 even when the item does not exist.
-# stacd answers 404 for a missing item, as OGC API Features Part 4 requires, so
+# stacd returns 404 for a missing item, as OGC API Features Part 4 requires, so
 # the item is created first; every later step of the test runs unchanged.
 seed_transaction_item() {
   local collection=${TRANSACTION_COLLECTION:-validator-scratch}

@@ -89,12 +89,12 @@ impl Urls {
         }
     }
 
-    /// The landing page URL, with its trailing slash.
+    /// Returns the landing page URL, with its trailing slash.
     pub fn root(&self) -> String {
         format!("{}/", self.base)
     }
 
-    /// A URL under the base; `path` starts with `/`.
+    /// Returns a URL under the base; `path` starts with `/`.
     pub fn path(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

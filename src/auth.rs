@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 
-/// What a token allows.
+/// Permission a token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// Read the catalog.

@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Errors the server reports, each with its HTTP status and OGC exception code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A request parameter or body field holds an invalid value.
+    /// A request parameter or body field has an invalid value.
     #[error("{0}")]
     InvalidParameter(String),
 
@@ -75,7 +75,7 @@ pub enum Error {
     #[error("{0}")]
     TimedOut(String),
 
-    /// The store cannot be reached or did not answer.
+    /// The store cannot be reached or did not respond.
     #[error("the catalog store is unavailable: {0}")]
     Unavailable(String),
 

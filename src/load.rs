@@ -60,7 +60,7 @@ struct Loader<'a> {
     /// Bad records read since the last flush. They take a place in the batch,
     /// and the batch is rejected at the next flush when there is any.
     bad_in_batch: usize,
-    /// Where the first record of the current batch, good or bad, came from.
+    /// Origin of the first record of the current batch, good or bad.
     batch_start: Option<String>,
     progress: ProgressBar,
     visited: HashSet<PathBuf>,

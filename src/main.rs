@@ -66,7 +66,7 @@ struct NewTokenArgs {
     #[arg(long, env = "STACD_TOKENS_FILE")]
     tokens_file: PathBuf,
 
-    /// What the token allows: write (and read), or read only.
+    /// Scope of the token: write (and read), or read only.
     #[arg(long, value_enum, default_value = "write")]
     scope: TokenScope,
 
@@ -146,11 +146,11 @@ struct ServeArgs {
     #[arg(long, env = "STACD_ALLOW_INVALID_GEOMETRY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_invalid_geometry: bool,
 
-    /// Most items in one bulk write; more get 413.
+    /// Maximum number of items in one bulk write; more get 413.
     #[arg(long, env = "STACD_MAX_BULK_ITEMS", default_value_t = 10_000)]
     max_bulk_items: usize,
 
-    /// Longest time a request may take to produce its response, in seconds; beyond it, 503.
+    /// Maximum time a request may take to produce its response, in seconds; beyond it, 503.
     #[arg(long, env = "STACD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30.0)]
     request_timeout_seconds: f64,
 

@@ -4,7 +4,7 @@
 //! fingerprint of the search it belongs to, signed with HMAC-SHA256. The key
 //! lives in the database, so every server instance on the same store accepts
 //! the tokens of the others. A token that was altered, or that belongs to a
-//! different search, is rejected with a 400 rather than silently answered.
+//! different search, is rejected with a 400 rather than silently served.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

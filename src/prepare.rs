@@ -350,7 +350,8 @@ mod tests {
     #[test]
     fn item_collection_must_agree() {
         let error = prepare_item(item(), Some("other")).unwrap_err();
-        assert!(error.contains("'c'") && error.contains("'other'"), "{error}");
+        assert!(error.contains("'c'"), "{error}");
+        assert!(error.contains("'other'"), "{error}");
         let mut orphan = item();
         orphan.as_object_mut().unwrap().remove("collection");
         assert_eq!(prepare_item(orphan, Some("d")).unwrap().collection, "d");

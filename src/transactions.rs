@@ -178,7 +178,7 @@ fn collection_response(
     response
 }
 
-/// The answer to a successful PUT or PATCH: 204, or 200 with the document
+/// Builds the response to a successful PUT or PATCH: 204, or 200 with the document
 /// when the client sent `Prefer: return=representation`.
 fn replaced(headers: &HeaderMap, etag: &str, full: impl FnOnce() -> Response) -> Response {
     if wants_representation(headers) {
@@ -189,7 +189,7 @@ fn replaced(headers: &HeaderMap, etag: &str, full: impl FnOnce() -> Response) ->
     response
 }
 
-/// The stored document as a client sent it: content plus its kept links.
+/// Rebuilds the stored document as a client sent it: content plus its kept links.
 fn full_document(content: &str, extra_links: &str) -> Result<Value> {
     let mut document: Value = serde_json::from_str(content)
         .map_err(|e| Error::Internal(format!("a stored document is not JSON: {e}")))?;

@@ -4,7 +4,7 @@ It first installs the guard of the STAC tools folder (the file named by
 STACD_TOOLS_GUARD), which rejects every non-loopback connection and serves
 JSON-schema GETs made through `urllib` and `requests` from the schema cache.
 pystac reads schemas through `urllib3` directly when it is installed, which
-that guard does not answer, so this module adds the same cache lookup to
+that guard does not serve, so this module adds the same cache lookup to
 `urllib3.PoolManager`. A URL missing from the cache still reaches the socket
 guard and is refused.
 """

@@ -57,7 +57,7 @@ pub struct AppState {
     pub private_reads: bool,
     /// Largest request body, in bytes.
     pub body_limit: usize,
-    /// Most items in one bulk write.
+    /// Maximum number of items in one bulk write.
     pub max_bulk_items: usize,
     /// Checks on written items, the same as the loader's.
     pub checks: Checks,
@@ -181,7 +181,7 @@ fn json_response(media_type: &'static str, body: String) -> Response {
 
 /// Sends a document with a strong `ETag`: the stored tag, or a hash of the body
 /// when there is none. When `If-None-Match` names that tag (or is `*`), the
-/// answer is 304 Not Modified without a body.
+/// response is 304 Not Modified without a body.
 fn conditional(request: &HeaderMap, media_type: &'static str, body: String, etag: Option<&str>) -> Response {
     let tag = etag.map_or_else(|| crate::prepare::etag(&body, ""), str::to_string);
     let quoted = format!("\"{tag}\"");
@@ -206,7 +206,7 @@ fn conditional(request: &HeaderMap, media_type: &'static str, body: String, etag
 /// Tells whether a request is one of the write operations: POST /collections,
 /// PUT, PATCH and DELETE /collections/{id}, POST /collections/{id}/items, and
 /// PUT, PATCH and DELETE /collections/{id}/items/{itemId}. Other methods on a
-/// path pass through, so the router answers them 405 rather than 401.
+/// path pass through, so the router returns 405 for them rather than 401.
 fn is_write_operation(method: &Method, path: &str) -> bool {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let replace_or_delete = matches!(*method, Method::PUT | Method::PATCH | Method::DELETE);
@@ -370,7 +370,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// `GET /ready`: 200 while the server accepts work and its store answers; 503
+/// `GET /ready`: 200 while the server accepts work and its store responds, and 503
 /// once shutdown has started, so load balancers stop sending requests.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if !state.operations.is_ready() {

@@ -55,7 +55,8 @@ mod tests {
         let merged: Value = serde_json::from_str(openapi_document(true)).unwrap();
         let item = &merged["paths"]["/collections/{collectionId}/items/{itemId}"];
         assert!(item["get"].is_object(), "the read operation stays");
-        assert!(item["put"].is_object() && item["delete"].is_object());
+        assert!(item["put"].is_object());
+        assert!(item["delete"].is_object());
         assert!(merged["components"]["securitySchemes"]["bearerAuth"].is_object());
         assert!(merged["components"]["schemas"]["exception"].is_object());
         let read: Value = serde_json::from_str(openapi_document(false)).unwrap();

@@ -1,8 +1,8 @@
 //! Readiness, load shedding and request timeouts.
 //!
-//! A request that cannot get one of the concurrency permits is answered 503 at
-//! once, and one that runs past the timeout is answered 503 as soon as the
-//! timeout fires; both carry `Retry-After`. The permit and the timeout cover
+//! A request that cannot get one of the concurrency permits gets 503 at
+//! once, and one that runs past the timeout gets 503 as soon as the timeout
+//! fires. Both responses carry `Retry-After`. The permit and the timeout cover
 //! the handler up to the response headers, so a streamed page that has
 //! started keeps its body.
 
@@ -21,7 +21,7 @@ use crate::error::Error;
 pub struct Operations {
     /// Whether the server accepts new work; cleared when shutdown starts.
     ready: AtomicBool,
-    /// Longest time a handler may take to produce its response.
+    /// Maximum time a handler may take to produce its response.
     timeout: Duration,
     /// Permits for concurrent requests.
     permits: Arc<Semaphore>,
@@ -29,7 +29,7 @@ pub struct Operations {
 
 impl Operations {
     /// Creates the state: at most `max_concurrent` requests at once, each
-    /// answered within `timeout`. Zero permits shed every request.
+    /// completed within `timeout`. Zero permits shed every request.
     pub fn new(timeout: Duration, max_concurrent: usize) -> Self {
         Operations {
             ready: AtomicBool::new(true),
@@ -38,7 +38,7 @@ impl Operations {
         }
     }
 
-    /// Marks the server as draining: `/ready` answers 503 from now on.
+    /// Marks the server as draining: `/ready` returns 503 from now on.
     pub fn stop_accepting(&self) {
         self.ready.store(false, Ordering::SeqCst);
     }

@@ -36,7 +36,7 @@ pub struct ItemQuery {
     pub datetime: Option<(Option<i64>, Option<i64>)>,
     /// Page size.
     pub limit: usize,
-    /// Where the page starts, taken from a pagination token.
+    /// Start of the page, taken from a pagination token.
     pub cursor: Option<Cursor>,
     /// Count matches exactly up to this many; above it `number_matched` may be an estimate.
     pub count_limit: u64,
@@ -73,7 +73,7 @@ pub struct SortKey {
     pub id: String,
 }
 
-/// Which side of a sort key a page lies on.
+/// Side of a sort key on which a page lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Items after the key (the `next` link).
@@ -157,7 +157,7 @@ where
     .boxed()
 }
 
-/// How `insert_items` treats an item whose id already exists in its collection.
+/// Treatment by `insert_items` of an item whose id already exists in its collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertMode {
     /// Reject the whole batch and name the duplicate ids.
@@ -167,7 +167,7 @@ pub enum InsertMode {
 }
 
 /// The storage operations the API needs. Each store runs the same searches and
-/// returns the same answers; the behavioural test suite checks that.
+/// returns the same results, which the behavioural test suite checks.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Short name of the store kind, for logs and `/health`.
@@ -176,7 +176,7 @@ pub trait Backend: Send + Sync + 'static {
     /// The database engine and version, such as `SQLite 3.46.0`.
     async fn version(&self) -> Result<String>;
 
-    /// Checks that the store answers.
+    /// Checks that the store responds to a query.
     async fn ping(&self) -> Result<()>;
 
     /// Applies pending migrations.
@@ -201,7 +201,7 @@ pub trait Backend: Send + Sync + 'static {
     /// extra item means that more follow. Dropping the stream stops the query.
     fn page_items(&self, query: &ItemQuery) -> ItemStream;
 
-    /// Counts the items a search matches; the flag tells whether the count is an estimate.
+    /// Counts the items a search matches. The flag is set when the count is an estimate.
     async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)>;
 
     /// Runs a search and returns one whole page, in the default order.

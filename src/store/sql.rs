@@ -208,7 +208,7 @@ pub fn filter_with_cursor(
     })
 }
 
-/// The ORDER BY clause for a page read in `direction`. Pages before a cursor
+/// Returns the ORDER BY clause for a page read in `direction`. Pages before a cursor
 /// are read in reverse and flipped afterwards.
 pub fn order_by(direction: Direction) -> &'static str {
     match direction {

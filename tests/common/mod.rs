@@ -1,5 +1,5 @@
 //! Test harness: a router on a fresh SQLite file or a fresh PostgreSQL
-//! database, and helpers to send requests and read JSON answers.
+//! database, and helpers to send requests and read JSON responses.
 
 #![allow(dead_code)]
 
@@ -192,7 +192,7 @@ pub async fn post_json(app: &Router, uri: &str, body: &Value) -> Answer {
     send(app, request).await
 }
 
-/// Follows `next` links from a first answer and returns every item id in order.
+/// Follows `next` links from a first response and returns every item id in order.
 pub async fn page_through(app: &Router, first: Answer) -> Vec<String> {
     let mut ids = Vec::new();
     let mut answer = first;
