@@ -67,6 +67,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidDocument(String),
 
+    /// The client sent more requests than its rate limit allows.
+    #[error("{0}")]
+    TooManyRequests(String),
+
     /// The server is at its limit of concurrent requests.
     #[error("{0}")]
     Overloaded(String),
@@ -118,6 +122,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Overloaded(_) | Error::TimedOut(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -144,6 +149,7 @@ impl Error {
             Error::Forbidden(_) => "Forbidden",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
+            Error::TooManyRequests(_) => "TooManyRequests",
             Error::Unavailable(_) => "ServiceUnavailable",
             Error::Overloaded(_) => "Overloaded",
             Error::TimedOut(_) => "Timeout",
@@ -182,6 +188,7 @@ fn is_cancelled(error: &sqlx::Error) -> bool {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        crate::metrics::record_error(self.code());
         let description = if status.is_server_error() {
             match (&self, status) {
                 // Shedding and timeouts are logged where they happen, and their text is safe to show.

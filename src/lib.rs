@@ -12,12 +12,14 @@ pub mod datetime;
 pub mod error;
 pub mod geometry;
 pub mod load;
+pub mod metrics;
 pub mod paging;
 pub mod prepare;
 pub mod routes;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod transactions;
 
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,9 +15,11 @@ use stacd::auth::{Scope, Tokens};
 use stacd::load::{LoadOptions, load_paths, report};
 use stacd::paging::TokenSigner;
 use stacd::prepare::Checks;
-use stacd::routes::{AppState, CorsOrigins, Operations};
+use stacd::routes::{
+    AppState, CachePolicy, ClientRateLimit, CorsOrigins, HttpOptions, Operations, parse_trusted_proxies,
+};
 use stacd::search::SearchLimits;
-use stacd::store::{self, Backend, InsertMode, redact_url};
+use stacd::store::{self, Backend, ConnectOptions, InsertMode, redact_url};
 use stacd::{Error, Result};
 
 /// A STAC API and OGC API Features catalog server for aerial and drone imagery.
@@ -89,9 +92,87 @@ struct StoreArgs {
 }
 
 #[derive(Args)]
+struct PoolArgs {
+    /// PostgreSQL streaming replica for reads; writes, and the reads they depend on, use --database-url.
+    #[arg(long, env = "STACD_READ_DATABASE_URL")]
+    read_database_url: Option<String>,
+
+    /// Most connections in each PostgreSQL pool (primary, and replica when set).
+    #[arg(long, env = "STACD_POOL_MAX_CONNECTIONS", default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pool_max_connections: u32,
+
+    /// How long a request waits for a database connection before it gets 503, in seconds.
+    #[arg(long, env = "STACD_POOL_ACQUIRE_TIMEOUT_SECONDS", default_value_t = 3.0)]
+    pool_acquire_timeout_seconds: f64,
+}
+
+#[derive(Args)]
+struct HttpArgs {
+    /// Compress responses with gzip, Brotli or zstd when the client accepts it.
+    #[arg(long, env = "STACD_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    compression: bool,
+
+    /// Smallest response body that is compressed, in bytes.
+    #[arg(long, env = "STACD_COMPRESSION_MIN_BYTES", default_value_t = 1024)]
+    compression_min_bytes: u16,
+
+    /// Cache-Control of single items.
+    #[arg(
+        long,
+        env = "STACD_CACHE_CONTROL_ITEMS",
+        default_value = "public, max-age=300"
+    )]
+    cache_control_items: String,
+
+    /// Cache-Control of the collection list and single collections.
+    #[arg(
+        long,
+        env = "STACD_CACHE_CONTROL_COLLECTIONS",
+        default_value = "public, max-age=60"
+    )]
+    cache_control_collections: String,
+
+    /// Cache-Control of searches and item pages (GET only; POST searches are never cached).
+    #[arg(
+        long,
+        env = "STACD_CACHE_CONTROL_SEARCHES",
+        default_value = "public, max-age=10"
+    )]
+    cache_control_searches: String,
+
+    /// Cache-Control of the landing page, conformance and API definition.
+    #[arg(
+        long,
+        env = "STACD_CACHE_CONTROL_METADATA",
+        default_value = "public, max-age=300"
+    )]
+    cache_control_metadata: String,
+
+    /// Requests per second allowed to each client on average (0: no limit); more get 429.
+    #[arg(long, env = "STACD_RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    rate_limit_per_second: u32,
+
+    /// Requests a client may send at once before its rate limit applies (default: twice the rate).
+    #[arg(long, env = "STACD_RATE_LIMIT_BURST")]
+    rate_limit_burst: Option<u32>,
+
+    /// Proxies whose X-Forwarded-For names the client for rate limits: comma-separated IPs or CIDR blocks.
+    #[arg(long, env = "STACD_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: String,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+
+    #[command(flatten)]
+    pools: PoolArgs,
+
+    #[command(flatten)]
+    http: HttpArgs,
 
     /// Address and port to listen on.
     #[arg(long, env = "STACD_BIND", default_value = "127.0.0.1:7822")]
@@ -193,53 +274,51 @@ struct LoadArgs {
     paths: Vec<PathBuf>,
 }
 
-fn init_logging(format: Option<LogFormat>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let json = match format {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match cli.log_format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Pretty) => false,
         None => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Load(args) => load(args).await,
-        Command::Migrate(args) => open_store(&args).await.map(|_| ExitCode::SUCCESS),
-        Command::Token(TokenCommand::New(args)) => new_token(&args),
+    // Telemetry starts before the runtime, because the trace exporter runs on threads of its own.
+    let telemetry = stacd::telemetry::init(json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match result {
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Load(args) => load(args).await,
+            Command::Migrate(args) => open_store(&args).await.map(|_| ExitCode::SUCCESS),
+            Command::Token(TokenCommand::New(args)) => new_token(&args),
+        }
+    });
+    drop(runtime);
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "stacd failed");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 /// Connects to the store and applies migrations.
 async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Backend>> {
-    open_store_with(args, None).await
+    open_store_with(args, &ConnectOptions::default()).await
 }
 
-/// Connects to the store with a statement timeout and applies migrations.
-async fn open_store_with(args: &StoreArgs, statement_timeout: Option<Duration>) -> Result<Arc<dyn Backend>> {
-    let store = store::connect_with(&args.database_url, statement_timeout).await?;
+/// Connects to the store with connection settings and applies migrations.
+async fn open_store_with(args: &StoreArgs, options: &ConnectOptions) -> Result<Arc<dyn Backend>> {
+    let store = store::connect_with(&args.database_url, options).await?;
     store.migrate().await?;
     let version = store.version().await?;
     tracing::info!(db.backend = store.kind(), db.version = %version, db.url = %redact_url(&args.database_url), "store ready");
@@ -314,7 +393,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         "--statement-timeout-seconds",
     )?)
     .filter(|t| !t.is_zero());
-    let store = open_store_with(&args.store, statement_timeout).await?;
+    let connect = ConnectOptions {
+        statement_timeout,
+        max_connections: args.pools.pool_max_connections,
+        acquire_timeout: seconds(
+            args.pools.pool_acquire_timeout_seconds,
+            "--pool-acquire-timeout-seconds",
+        )?,
+        read_url: args.pools.read_database_url.clone(),
+    };
+    let http = http_options(&args.http, cors, tokens.clone())?;
+    let store = open_store_with(&args.store, &connect).await?;
     if !args.paths.is_empty() {
         let started = Instant::now();
         let options = LoadOptions {
@@ -367,7 +456,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             source,
         })?;
     tracing::info!(address = %args.bind, "listening");
-    stacd::server::run(listener, state, cors, shutdown_signal(), drain).await?;
+    stacd::server::run(listener, state, http, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -377,6 +466,50 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
         Error::InvalidParameter(format!(
             "{flag} must be a non-negative number of seconds, got {value}"
         ))
+    })
+}
+
+/// Builds the HTTP options from the flags: CORS, caching, compression and rate limits.
+fn http_options(args: &HttpArgs, cors: CorsOrigins, tokens: Option<Tokens>) -> Result<HttpOptions> {
+    let header = |value: &str, flag: &str| {
+        HeaderValue::from_str(value.trim()).map_err(|_| {
+            Error::InvalidParameter(format!(
+                "{flag} '{value}' is not a valid header value, such as 'public, max-age=60'"
+            ))
+        })
+    };
+    let cache = CachePolicy {
+        items: header(&args.cache_control_items, "--cache-control-items")?,
+        collections: header(&args.cache_control_collections, "--cache-control-collections")?,
+        searches: header(&args.cache_control_searches, "--cache-control-searches")?,
+        metadata: header(&args.cache_control_metadata, "--cache-control-metadata")?,
+        ..CachePolicy::default()
+    };
+    let trusted_proxies = parse_trusted_proxies(&args.trusted_proxies)?;
+    let rate_limit = match NonZeroU32::new(args.rate_limit_per_second) {
+        None => None,
+        Some(rate) => {
+            let burst = args.rate_limit_burst.unwrap_or(rate.get().saturating_mul(2));
+            let burst = NonZeroU32::new(burst)
+                .ok_or_else(|| Error::InvalidParameter("--rate-limit-burst must be at least 1".into()))?;
+            tracing::info!(
+                per_second = rate.get(),
+                burst = burst.get(),
+                "per-client rate limit on"
+            );
+            Some(Arc::new(ClientRateLimit::new(
+                rate,
+                burst,
+                trusted_proxies,
+                tokens,
+            )))
+        }
+    };
+    Ok(HttpOptions {
+        cors,
+        cache,
+        compression_min_bytes: args.compression.then_some(args.compression_min_bytes),
+        rate_limit,
     })
 }
 

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::routes::{AppState, CorsOrigins, router};
+use crate::routes::{AppState, HttpOptions, router};
 
 /// Serves until `shutdown` resolves. Then `/ready` turns 503 at once, no new
 /// connection is accepted, and requests in flight get up to `drain` to finish
@@ -16,7 +16,7 @@ use crate::routes::{AppState, CorsOrigins, router};
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
-    cors: CorsOrigins,
+    http: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> Result<()> {
@@ -33,7 +33,9 @@ pub async fn run(
             draining.notify_one();
         }
     };
-    let server = axum::serve(listener, router(state, cors)).with_graceful_shutdown(signal);
+    // The peer address identifies clients for rate limits.
+    let app = router(state, http).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async move {
         draining.notified().await;
         tokio::time::sleep(drain).await;

@@ -293,7 +293,7 @@ async fn patch_collection(
         attempt += 1;
         let current = state
             .store
-            .collection(&collection_id)
+            .latest_collection(&collection_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("collection '{collection_id}' not found")))?;
         let mut document = full_document(&current.content, &current.extra_links)?;
@@ -354,7 +354,7 @@ async fn create_items(
     body: JsonBody,
 ) -> Result<Response> {
     let value = object(body.json(&headers)?, "a STAC Item or an ItemCollection")?;
-    if state.store.collection(&collection_id).await?.is_none() {
+    if state.store.latest_collection(&collection_id).await?.is_none() {
         return Err(Error::NotFound(format!(
             "collection '{collection_id}' not found; create it before adding items"
         )));
@@ -456,11 +456,15 @@ async fn patch_item(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = state.store.item(&collection_id, &item_id).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "item '{item_id}' not found in collection '{collection_id}'"
-            ))
-        })?;
+        let current = state
+            .store
+            .latest_item(&collection_id, &item_id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "item '{item_id}' not found in collection '{collection_id}'"
+                ))
+            })?;
         let mut document = full_document(&current.content, &current.extra_links)?;
         apply_patch(&mut document, &headers, &patch)?;
         let mut value = object(document, "the patched item")?;

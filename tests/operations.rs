@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use common::*;
 use stacd::api::CatalogInfo;
 use stacd::paging::TokenSigner;
-use stacd::routes::{AppState, CorsOrigins, Operations, router};
+use stacd::routes::{AppState, HttpOptions, Operations, router};
 use stacd::search::SearchLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,20 +38,20 @@ async fn state(store: &TestStore, operations: Operations) -> Arc<AppState> {
 async fn shedding_and_timeouts(store: TestStore) {
     let shed = router(
         state(&store, Operations::new(Duration::from_secs(30), 0)).await,
-        CorsOrigins::Any,
+        HttpOptions::default(),
     );
     let answer = get(&shed, "/collections").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.json()["code"], "Overloaded");
     assert!(answer.headers.contains_key(header::RETRY_AFTER));
 
-    let normal = router(state(&store, Operations::default()).await, CorsOrigins::Any);
+    let normal = router(state(&store, Operations::default()).await, HttpOptions::default());
     assert_eq!(get(&normal, "/collections").await.status, StatusCode::OK);
 }
 
 async fn ready_turns_off_when_draining(store: TestStore) {
     let state = state(&store, Operations::default()).await;
-    let app = router(state.clone(), CorsOrigins::Any);
+    let app = router(state.clone(), HttpOptions::default());
     assert_eq!(get(&app, "/ready").await.status, StatusCode::OK);
     state.operations.stop_accepting();
     let answer = get(&app, "/ready").await;
@@ -74,7 +74,7 @@ async fn shutdown_stops_within_drain(store: TestStore) {
     let server = tokio::spawn(stacd::server::run(
         listener,
         state.clone(),
-        CorsOrigins::Any,
+        HttpOptions::default(),
         shutdown,
         Duration::from_secs(2),
     ));
@@ -98,9 +98,11 @@ async fn shutdown_stops_within_drain(store: TestStore) {
 async fn postgres_statement_timeout_is_a_503() {
     let store = common::postgres("stacd_ops_statement_timeout").await;
     let url = store.url.clone();
-    let timed = stacd::store::connect_with(&url, Some(Duration::from_millis(50)))
-        .await
-        .unwrap();
+    let timeout_options = stacd::store::ConnectOptions {
+        statement_timeout: Some(Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let timed = stacd::store::connect_with(&url, &timeout_options).await.unwrap();
     drop(timed);
     // A real cancellation from PostgreSQL, mapped to the server's error.
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();

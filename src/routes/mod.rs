@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -24,14 +27,18 @@ use crate::prepare::Checks;
 use crate::search::SearchLimits;
 use crate::store::Backend;
 
+mod caching;
 mod extract;
 mod openapi;
 mod overload;
+mod rate_limit;
 mod searches;
 
+pub use caching::CachePolicy;
 pub use extract::{JsonBody, PathParams};
 use openapi::openapi_document;
 pub use overload::Operations;
+pub use rate_limit::{ClientRateLimit, parse_trusted_proxies};
 use searches::{items, search_get, search_post};
 
 /// The interactive API page.
@@ -90,8 +97,55 @@ pub enum CorsOrigins {
     List(Vec<HeaderValue>),
 }
 
+/// HTTP behaviour around the handlers: CORS, caching headers, compression and rate limits.
+#[derive(Clone)]
+pub struct HttpOptions {
+    /// Allowed CORS origins.
+    pub cors: CorsOrigins,
+    /// `Cache-Control` per kind of resource.
+    pub cache: CachePolicy,
+    /// Smallest response body that is compressed, in bytes; `None` turns compression off.
+    pub compression_min_bytes: Option<u16>,
+    /// Per-client rate limit, when one is set.
+    pub rate_limit: Option<Arc<ClientRateLimit>>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            cors: CorsOrigins::Any,
+            cache: CachePolicy::default(),
+            compression_min_bytes: Some(1024),
+            rate_limit: None,
+        }
+    }
+}
+
+/// Builds the compression layer: gzip, Brotli or zstd as the client's
+/// `Accept-Encoding` prefers, for bodies of at least `min_bytes` (streamed
+/// pages have no known size and are always compressed). The fastest levels
+/// are used because JSON compresses well even there, and a search page must
+/// not wait on the compressor.
+fn compression(min_bytes: u16) -> CompressionLayer<impl Predicate> {
+    let predicate = SizeAbove::new(u64::from(min_bytes))
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE);
+    CompressionLayer::new()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(predicate)
+}
+
 /// Builds the application router with its middleware.
-pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
+pub fn router(state: Arc<AppState>, http: HttpOptions) -> Router {
+    let HttpOptions {
+        cors,
+        mut cache,
+        compression_min_bytes,
+        rate_limit,
+    } = http;
+    cache.compression = compression_min_bytes.is_some();
+    cache.private = state.private_reads;
     let cors = CorsLayer::new()
         .allow_methods([
             Method::GET,
@@ -146,6 +200,7 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
         .route("/api.html", get(api_html))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/collections", get(collections))
         .route("/collections/{collection_id}", get(collection))
         .route("/collections/{collection_id}/items", get(items))
@@ -154,17 +209,35 @@ pub fn router(state: Arc<AppState>, cors: CorsOrigins) -> Router {
     if state.writes_enabled() {
         routes = crate::transactions::routes(routes);
     }
-    routes
+    // Layers run from the last added (outermost) to the first (innermost).
+    let mut routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(cache),
+            caching::set_cache_headers,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(middleware::from_fn_with_state(
             state.operations.clone(),
             overload::shed_and_time_out,
-        ))
+        ));
+    if let Some(rate_limit) = rate_limit {
+        routes = routes.layer(middleware::from_fn_with_state(
+            rate_limit,
+            rate_limit::limit_clients,
+        ));
+    }
+    let routes = routes
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-        .layer(cors)
+        .layer(cors);
+    let routes = match compression_min_bytes {
+        Some(min_bytes) => routes.layer(compression(min_bytes)),
+        None => routes,
+    };
+    routes
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
@@ -224,8 +297,8 @@ fn is_write_operation(method: &Method, path: &str) -> bool {
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let method = request.method();
     let is_write = is_write_operation(method, request.uri().path());
-    // Health and readiness stay open, so load balancers can probe a private catalog.
-    let probe = matches!(request.uri().path(), "/health" | "/ready");
+    // Probes and metrics stay open, so load balancers and Prometheus can reach a private catalog.
+    let probe = matches!(request.uri().path(), "/health" | "/ready" | "/metrics");
     let needed = if is_write {
         Some(Scope::Write)
     } else if state.private_reads && !probe {
@@ -359,10 +432,18 @@ async fn api_html() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], API_HTML).into_response()
 }
 
-/// `GET /health`: 200 when a store query succeeds, 503 otherwise.
+/// `GET /health`: 200 when a store query succeeds, 503 otherwise. A read
+/// replica that does not respond is reported but does not fail the check,
+/// because reads then go to the primary.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok", "store": state.store.kind()})).into_response(),
+        Ok(()) => {
+            let mut body = json!({"status": "ok", "store": state.store.kind()});
+            if let Some(replica) = state.store.ping_replica().await {
+                body["replica"] = json!(if replica { "ok" } else { "unavailable" });
+            }
+            Json(body).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
             Error::Unavailable(e.to_string()).into_response()
@@ -383,6 +464,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             Error::Unavailable(e.to_string()).into_response()
         }
     }
+}
+
+/// `GET /metrics`: Prometheus metrics.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    crate::metrics::render(&state.store.pool_stats())
 }
 
 /// `GET /collections` (OGC API Features `/req/core/fc-md-success`).
@@ -442,5 +528,6 @@ async fn item(
     };
     let mut body = String::with_capacity(item.content.len() + 1024);
     api::write_item(&urls, &item, &mut body);
+    crate::metrics::record_items(1);
     Ok(conditional(&headers, GEOJSON, body, Some(&item.etag)))
 }

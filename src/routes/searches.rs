@@ -50,6 +50,7 @@ async fn run_search(
             collection.as_deref(),
         );
         let estimate = page.matched_is_estimate;
+        crate::metrics::record_items(page.items.len());
         (Body::from(api::item_collection(urls, &page, &links)), estimate)
     } else {
         let counting = {
@@ -180,6 +181,7 @@ impl PageWriter {
             self.collection.as_deref(),
         );
         api::write_item_collection_tail(&links, Some(self.matched), self.returned, chunk);
+        crate::metrics::record_items(self.returned);
         self.done = true;
     }
 }

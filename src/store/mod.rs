@@ -1,11 +1,13 @@
 //! Storage behind one trait, with an embedded SQLite store and a PostgreSQL +
 //! PostGIS store, chosen by the database URL.
 
+mod pg_pools;
 mod postgres;
 mod sql;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -13,6 +15,7 @@ use geo::Geometry;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
 
 pub use postgres::PostgresStore;
@@ -179,6 +182,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Checks that the store responds to a query.
     async fn ping(&self) -> Result<()>;
 
+    /// Checks the read replica: `None` without one, else whether it responds.
+    async fn ping_replica(&self) -> Option<bool> {
+        None
+    }
+
+    /// Connection counts of the store's pools, for `/metrics`.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
 
@@ -194,6 +205,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Fetches one item.
     async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>>;
+
+    /// Fetches one collection from the primary database, for a write that
+    /// depends on it. With a read replica, [`Backend::collection`] may lag behind.
+    async fn latest_collection(&self, id: &str) -> Result<Option<StoredCollection>> {
+        self.collection(id).await
+    }
+
+    /// Fetches one item from the primary database, like [`Backend::latest_collection`].
+    async fn latest_item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
+        self.item(collection, id).await
+    }
 
     /// Streams the items of one page in reading order: after the cursor for
     /// `Direction::Next` (or no cursor), before it and in reverse for
@@ -242,17 +264,45 @@ pub trait Backend: Send + Sync + 'static {
 /// Opens the store a database URL names: `sqlite://PATH` (created when
 /// missing) or `postgres://...` / `postgresql://...`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
-    connect_with(url, None).await
+    connect_with(url, &ConnectOptions::default()).await
 }
 
-/// Opens a store like [`connect`]; on PostgreSQL, statements running longer
-/// than `statement_timeout` are cancelled (SQLite has no such limit).
-pub async fn connect_with(
-    url: &str,
-    statement_timeout: Option<std::time::Duration>,
-) -> Result<Arc<dyn Backend>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, statement_timeout).await?))
+/// Connection settings of a store. The SQLite store uses none of them.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// PostgreSQL cancels statements that run longer.
+    pub statement_timeout: Option<Duration>,
+    /// Largest number of connections in each PostgreSQL pool.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: Duration,
+    /// URL of a PostgreSQL streaming replica to read from.
+    pub read_url: Option<String>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            statement_timeout: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            read_url: None,
+        }
+    }
+}
+
+/// Opens a store like [`connect`], with connection settings.
+pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Backend>> {
+    let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+    if let Some(read_url) = &options.read_url
+        && !(postgres(url) && postgres(read_url))
+    {
+        return Err(Error::InvalidParameter(
+            "a read database URL needs PostgreSQL URLs for both the database and its replica".into(),
+        ));
+    }
+    if postgres(url) {
+        Ok(Arc::new(PostgresStore::connect(url, options).await?))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -2,26 +2,32 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
+use super::pg_pools::{PgPools, Replica};
 use super::sql::{self, Arg, Dialect};
 use super::{
-    Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
-    duplicate_error, spawn_stream, write_miss,
+    Backend, ConnectOptions, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection,
+    StoredItem, duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
+use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
 use futures::TryStreamExt;
 use tokio::sync::mpsc::Sender;
 
 /// The PostgreSQL catalog store.
 pub struct PostgresStore {
+    /// The primary, which takes every write.
     pool: PgPool,
+    /// The primary and the optional read replica, for reads.
+    pools: PgPools,
     /// Connection options without the statement timeout, for migrations.
     migration_options: PgConnectOptions,
 }
@@ -61,26 +67,59 @@ const ITEM_COLUMNS: &str =
     "i.collection, i.id, i.datetime, i.content::text AS content, i.extra_links::text AS extra_links, i.etag";
 
 impl PostgresStore {
-    /// Connects, and checks that PostGIS is available. A `statement_timeout`
-    /// makes PostgreSQL cancel any statement that runs longer.
-    pub async fn connect(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
-        let mut options = PgConnectOptions::from_str(url)
+    /// Connects, and checks that PostGIS is available. With a statement
+    /// timeout, PostgreSQL cancels any statement that runs longer.
+    pub async fn connect(url: &str, settings: &ConnectOptions) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::InvalidParameter(format!("invalid PostgreSQL URL: {e}")))?;
         let migration_options = options.clone();
-        if let Some(timeout) = statement_timeout {
-            options = options.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))]);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+        let pool = Self::pool_options(settings, settings.acquire_timeout)
+            .connect_with(Self::with_timeout(options, settings))
             .await?;
+        let replica = match &settings.read_url {
+            Some(read_url) => {
+                let options = PgConnectOptions::from_str(read_url)
+                    .map_err(|e| Error::InvalidParameter(format!("invalid read replica URL: {e}")))?;
+                // A replica that is down costs each read at most this wait before it goes to the primary.
+                let wait = settings.acquire_timeout.min(Duration::from_secs(1));
+                let replica_pool = Self::pool_options(settings, wait)
+                    .connect_lazy_with(Self::with_timeout(options, settings));
+                Some(Arc::new(Replica::new(replica_pool)))
+            }
+            None => None,
+        };
         let store = PostgresStore {
+            pools: PgPools {
+                primary: pool.clone(),
+                replica,
+            },
             pool,
             migration_options,
         };
         store.ensure_postgis().await?;
+        if let Some(replica) = &store.pools.replica
+            && !replica.ping().await
+        {
+            tracing::warn!(
+                "the read replica does not respond at start-up; reads use the primary until it does"
+            );
+        }
         Ok(store)
+    }
+
+    fn pool_options(settings: &ConnectOptions, acquire_timeout: Duration) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(acquire_timeout)
+    }
+
+    fn with_timeout(options: PgConnectOptions, settings: &ConnectOptions) -> PgConnectOptions {
+        match settings.statement_timeout {
+            Some(timeout) => {
+                options.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))])
+            }
+            None => options,
+        }
     }
 
     /// Creates the PostGIS extension when it is installed but not enabled, and
@@ -139,6 +178,31 @@ impl PostgresStore {
         })
     }
 
+    async fn fetch_collection(connection: &mut PgConnection, id: &str) -> Result<Option<StoredCollection>> {
+        let row = sqlx::query(
+            "SELECT id, content::text AS content, extra_links::text AS extra_links, etag \
+             FROM stacd.collections WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+        row.as_ref().map(Self::decode_collection).transpose()
+    }
+
+    async fn fetch_item(
+        connection: &mut PgConnection,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredItem>> {
+        let text = format!("SELECT {ITEM_COLUMNS} FROM stacd.items i WHERE i.collection = $1 AND i.id = $2");
+        let row = sqlx::query(AssertSqlSafe(text))
+            .bind(collection)
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+        row.as_ref().map(Self::decode_item).transpose()
+    }
+
     /// Tells whether a row with this key exists, inside a transaction.
     async fn exists(tx: &mut sqlx::PgConnection, sql: &'static str, keys: &[&str]) -> Result<bool> {
         let mut query = sqlx::query(sql);
@@ -149,7 +213,7 @@ impl PostgresStore {
     }
 
     /// Reads one page of items in order and sends them until the receiver is gone.
-    async fn read_page(pool: PgPool, query: ItemQuery, sender: &Sender<Result<StoredItem>>) -> Result<()> {
+    async fn read_page(pools: PgPools, query: ItemQuery, sender: &Sender<Result<StoredItem>>) -> Result<()> {
         let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
         let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Postgres)
             .map_err(Error::Internal)?;
@@ -159,7 +223,8 @@ impl PostgresStore {
             sql::order_by(direction),
             query.limit + 1
         );
-        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&pool);
+        let mut connection = pools.read().await?;
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&mut *connection);
         while let Some(row) = rows.try_next().await? {
             if sender.send(Ok(Self::decode_item(&row)?)).await.is_err() {
                 break;
@@ -173,13 +238,14 @@ impl PostgresStore {
     /// `query.count_limit`, and above it the planner's row estimate is returned
     /// (never less than the exact bound).
     async fn count_matches(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+        let mut connection = self.pools.read().await?;
         if query.selects_whole_collections() {
             let total: i64 = sqlx::query_scalar(
                 "SELECT coalesce(sum(items), 0)::bigint FROM stacd.collection_counts \
                  WHERE cardinality($1::text[]) = 0 OR collection = ANY($1)",
             )
             .bind(&query.collections)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *connection)
             .await?;
             return Ok((total.max(0) as u64, false));
         }
@@ -190,7 +256,7 @@ impl PostgresStore {
             query.count_limit + 1
         );
         let count: i64 = bind_all(sqlx::query(AssertSqlSafe(bounded)), &filter.args)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *connection)
             .await?
             .try_get(0)?;
         let count = count as u64;
@@ -199,7 +265,7 @@ impl PostgresStore {
         }
         let explain = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM stacd.items i {}", filter.sql);
         let plan: serde_json::Value = bind_all(sqlx::query(AssertSqlSafe(explain)), &filter.args)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *connection)
             .await?
             .try_get(0)?;
         let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64;
@@ -225,6 +291,14 @@ impl Backend for PostgresStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn ping_replica(&self) -> Option<bool> {
+        Some(self.pools.replica.as_ref()?.ping().await)
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools.stats()
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -255,40 +329,40 @@ impl Backend for PostgresStore {
     }
 
     async fn collections(&self) -> Result<Vec<StoredCollection>> {
+        let mut connection = self.pools.read().await?;
         let rows = sqlx::query(
             "SELECT id, content::text AS content, extra_links::text AS extra_links, etag \
              FROM stacd.collections ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *connection)
         .await?;
         rows.iter().map(Self::decode_collection).collect()
     }
 
     async fn collection(&self, id: &str) -> Result<Option<StoredCollection>> {
-        let row = sqlx::query(
-            "SELECT id, content::text AS content, extra_links::text AS extra_links, etag \
-             FROM stacd.collections WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::decode_collection).transpose()
+        let mut connection = self.pools.read().await?;
+        Self::fetch_collection(&mut connection, id).await
+    }
+
+    async fn latest_collection(&self, id: &str) -> Result<Option<StoredCollection>> {
+        let mut connection = self.pools.write().await?;
+        Self::fetch_collection(&mut connection, id).await
     }
 
     async fn item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
-        let text = format!("SELECT {ITEM_COLUMNS} FROM stacd.items i WHERE i.collection = $1 AND i.id = $2");
-        let row = sqlx::query(AssertSqlSafe(text))
-            .bind(collection)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::decode_item).transpose()
+        let mut connection = self.pools.read().await?;
+        Self::fetch_item(&mut connection, collection, id).await
+    }
+
+    async fn latest_item(&self, collection: &str, id: &str) -> Result<Option<StoredItem>> {
+        let mut connection = self.pools.write().await?;
+        Self::fetch_item(&mut connection, collection, id).await
     }
 
     fn page_items(&self, query: &ItemQuery) -> ItemStream {
-        let (pool, query) = (self.pool.clone(), query.clone());
+        let (pools, query) = (self.pools.clone(), query.clone());
         spawn_stream(move |sender| async move {
-            if let Err(e) = Self::read_page(pool, query, &sender).await {
+            if let Err(e) = Self::read_page(pools, query, &sender).await {
                 let _ = sender.send(Err(e)).await;
             }
         })

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::geometry::from_wkb;
+use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
 use tokio::sync::mpsc::Sender;
 
@@ -282,6 +283,13 @@ impl Backend for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("reader", &self.pool),
+            PoolStats::of("writer", &self.writer),
+        ]
     }
 
     async fn migrate(&self) -> Result<()> {

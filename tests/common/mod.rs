@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor};
 use stacd::api::CatalogInfo;
 use stacd::paging::TokenSigner;
 use stacd::prepare::{prepare_collection, prepare_item};
-use stacd::routes::{AppState, CorsOrigins, router};
+use stacd::routes::{AppState, HttpOptions, router};
 use stacd::search::SearchLimits;
 use stacd::store::{self, Backend, InsertMode};
 use tower::ServiceExt;
@@ -97,7 +97,7 @@ pub async fn app(store: Arc<dyn Backend>, limits: SearchLimits) -> Router {
         checks: Default::default(),
         operations: std::sync::Arc::new(Default::default()),
     });
-    router(state, CorsOrigins::Any)
+    router(state, HttpOptions::default())
 }
 
 /// Builds a router with writes enabled for the given tokens file.
@@ -119,7 +119,7 @@ pub async fn writable_app(store: Arc<dyn Backend>, tokens: &std::path::Path, pri
         checks: Default::default(),
         operations: std::sync::Arc::new(Default::default()),
     });
-    router(state, CorsOrigins::Any)
+    router(state, HttpOptions::default())
 }
 
 /// Writes a collection document.
