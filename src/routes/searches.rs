@@ -109,6 +109,8 @@ struct PageWriter {
 }
 
 impl PageWriter {
+    /// Turns the writer into a body stream. The stream is fused, because
+    /// body adapters such as the compressor may poll again after its end.
     fn into_stream(self) -> impl futures::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
         futures::stream::unfold(self, |mut writer| async move {
             if writer.done {
@@ -117,6 +119,7 @@ impl PageWriter {
             let chunk = writer.next_chunk().await;
             Some((chunk, writer))
         })
+        .fuse()
     }
 
     /// Writes the next chunk: the head with the first items, more items, or the closing links.
