@@ -9,7 +9,10 @@
 #      `stacd serve` on 127.0.0.1 with writes enabled, and run stac-api-validator, the
 #      pystac-client paging checks, GDAL's OGC API Features driver and schemathesis
 #      against it; then the durability tests (SIGKILL during bulk writes, concurrent
-#      writers with If-Match) on fresh stores.
+#      writers with If-Match) on fresh stores;
+#   5. operations: the Kubernetes manifests against their schemas (offline), the
+#      database-stop and read-replica tests on private PostgreSQL clusters, OTLP
+#      trace export, and a short soak under wrk.
 #
 # Usage: conformance-tests/run-all.sh STAC_DATA_DIR STAC_TOOLS_DIR
 #
@@ -21,6 +24,7 @@
 #                            creating the test databases
 #                            (default postgres://postgres@127.0.0.1:5432/postgres)
 #   STACD_TEST_LOG_DIR       where step logs go (default target/conformance/<UTC time>)
+#   STACD_SOAK_SECONDS       length of the soak step (default 60)
 #
 # A failing step does not stop the run. The run ends with a table of steps and the
 # line 'N passed, N failed' (steps skipped because an earlier step failed count as
@@ -69,6 +73,8 @@ LIMIT_PYSTAC=900
 LIMIT_OGR=900
 LIMIT_FUZZ=600
 LIMIT_DURABILITY=300
+LIMIT_OPERATIONS=600
+SOAK_SECONDS=${STACD_SOAK_SECONDS:-60}
 HEALTH_TIMEOUT=60
 
 log() {
@@ -408,6 +414,25 @@ else
     skip_step "$store/load"
     skip_step "$store/serve"
     skip_store "$store"
+  done
+fi
+
+# --- 5. operations ----------------------------------------------------------------
+
+run_step k8s-validate "$LIMIT_OPERATIONS" "$HERE/k8s-validate.sh" || true
+if [ -x target/debug/stacd ]; then
+  run_step database-stop "$LIMIT_OPERATIONS" python3 "$HERE/database-stop.py" target/debug/stacd || true
+  run_step replica-routing "$LIMIT_OPERATIONS" python3 "$HERE/replica-routing.py" target/debug/stacd || true
+  run_step otlp "$LIMIT_OPERATIONS" python3 "$HERE/otlp.py" target/debug/stacd || true
+  if [ -f "$SCRATCH_DIR/stacd.sqlite" ]; then
+    run_step soak "$LIMIT_OPERATIONS" \
+      "$HERE/soak.sh" target/debug/stacd "sqlite://$SCRATCH_DIR/stacd.sqlite" "$SOAK_SECONDS" 64 || true
+  else
+    skip_step soak
+  fi
+else
+  for step in database-stop replica-routing otlp soak; do
+    skip_step "$step"
   done
 fi
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -73,12 +74,20 @@ class Server:
     """One `stacd serve` process on 127.0.0.1 and a free port."""
 
     def __init__(
-        self, binary: str, store_url: str, log_path: Path, rust_log: str, tokens_file: Path | None = None
+        self,
+        binary: str,
+        store_url: str,
+        log_path: Path,
+        rust_log: str,
+        tokens_file: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        """Start `binary serve`; extra_args go after the other flags, such as `--read-database-url URL`."""
         self.port = free_port()
         command = [binary, "serve", "--bind", f"{HOST}:{self.port}", "--database-url", store_url]
         if tokens_file is not None:
             command += ["--tokens-file", str(tokens_file)]
+        command += list(extra_args)
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env=child_environment(rust_log)

@@ -97,7 +97,7 @@ struct PoolArgs {
     #[arg(long, env = "STACD_READ_DATABASE_URL")]
     read_database_url: Option<String>,
 
-    /// Most connections in each PostgreSQL pool (primary, and replica when set).
+    /// Maximum number of connections in each PostgreSQL pool (primary, and replica when set).
     #[arg(long, env = "STACD_POOL_MAX_CONNECTIONS", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pool_max_connections: u32,
@@ -167,12 +167,6 @@ struct HttpArgs {
 struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
-
-    #[command(flatten)]
-    pools: PoolArgs,
-
-    #[command(flatten)]
-    http: HttpArgs,
 
     /// Address and port to listen on.
     #[arg(long, env = "STACD_BIND", default_value = "127.0.0.1:7822")]
@@ -247,6 +241,12 @@ struct ServeArgs {
     /// After SIGTERM or SIGINT, how long requests in flight may take to finish, in seconds.
     #[arg(long, env = "STACD_DRAIN_SECONDS", default_value_t = 10.0)]
     drain_seconds: f64,
+
+    #[command(flatten)]
+    pools: PoolArgs,
+
+    #[command(flatten)]
+    http: HttpArgs,
 
     /// Files or folders to load before serving.
     paths: Vec<PathBuf>,

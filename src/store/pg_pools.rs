@@ -54,6 +54,7 @@ impl Replica {
     }
 
     fn mark_up(&self) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if self.down.swap(false, Ordering::SeqCst) {
             tracing::info!("read replica reachable again: reads go to it");
         }
