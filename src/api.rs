@@ -6,13 +6,68 @@
 //! splices the server's links in front of the stored members.
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::store::{ItemPage, StoredCollection, StoredItem};
 
 /// Media type of GeoJSON documents (items and item collections).
 pub const GEOJSON: &str = "application/geo+json";
-/// Media type of the OpenAPI document.
+/// Media type of JSON Schema documents, such as the queryables.
+pub const SCHEMA_JSON: &str = "application/schema+json";
+
+/// Link relation of the queryables (OGC API Features Part 3).
+pub const QUERYABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
+
+/// Builds a queryables document: the item columns, then every stored
+/// property with its JSON types, with the operator's schemas taking precedence.
+pub fn queryables(
+    id: &str,
+    types: &crate::filter::PropertyTypes,
+    extra: Option<&Map<String, Value>>,
+) -> String {
+    let mut properties = Map::new();
+    properties.insert("id".into(), json!({"title": "Item ID", "type": "string"}));
+    properties.insert(
+        "collection".into(),
+        json!({"title": "Collection ID", "type": "string"}),
+    );
+    properties.insert(
+        "geometry".into(),
+        json!({"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"}),
+    );
+    for name in ["datetime", "start_datetime", "end_datetime"] {
+        properties.insert(name.into(), json!({"type": "string", "format": "date-time"}));
+    }
+    for (name, kinds) in types {
+        if properties.contains_key(name.as_str()) {
+            continue;
+        }
+        let kinds: Vec<&String> = kinds.iter().filter(|k| k.as_str() != "null").collect();
+        let schema = match kinds.as_slice() {
+            [] => json!({}),
+            [single] => json!({"type": single}),
+            several => json!({"type": several}),
+        };
+        properties.insert(name.clone(), schema);
+    }
+    if let Some(extra) = extra {
+        for (name, schema) in extra {
+            properties.insert(name.clone(), schema.clone());
+        }
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": id,
+        "type": "object",
+        "title": "Queryables",
+        "properties": properties,
+        // Filters reject properties that are not listed.
+        "additionalProperties": false,
+    })
+    .to_string()
+}
+
+/// Media type of the OpenAPI definition.
 pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 
 /// Conformance classes this server implements.
@@ -104,6 +159,11 @@ impl Urls {
         format!("{}/collections/{}", self.base, segment(id))
     }
 
+    /// `/collections/{id}/queryables`.
+    pub fn queryables(&self, collection: &str) -> String {
+        format!("{}/queryables", self.collection(collection))
+    }
+
     /// `/collections/{id}/items`.
     pub fn items(&self, collection: &str) -> String {
         format!("{}/items", self.collection(collection))
@@ -146,6 +206,8 @@ pub fn landing_page(
             "title": "OpenAPI definition"}),
         json!({"rel": "service-doc", "href": urls.path("/api.html"), "type": "text/html",
             "title": "API documentation"}),
+        json!({"rel": QUERYABLES_REL, "href": urls.path("/queryables"), "type": SCHEMA_JSON,
+            "title": "Properties that filters can use"}),
     ];
     for collection in collections {
         let title = serde_json::from_str::<Value>(&collection.content)
@@ -210,6 +272,10 @@ pub fn write_collection(urls: &Urls, collection: &StoredCollection, out: &mut St
         titled(
             link("items", urls.items(&collection.id), GEOJSON),
             "Items of this collection",
+        ),
+        titled(
+            link(QUERYABLES_REL, urls.queryables(&collection.id), SCHEMA_JSON),
+            "Properties that filters can use",
         ),
     ];
     splice_links(

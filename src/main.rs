@@ -238,6 +238,11 @@ struct ServeArgs {
     #[arg(long, env = "STACD_STATEMENT_TIMEOUT_SECONDS", default_value_t = 30.0)]
     statement_timeout_seconds: f64,
 
+    /// JSON file of property schemas that /queryables shows in place of the discovered ones:
+    /// a JSON Schema with `properties`, or an object of property name to schema.
+    #[arg(long, env = "STACD_QUERYABLES")]
+    queryables: Option<PathBuf>,
+
     /// After SIGTERM or SIGINT, how long requests in flight may take to finish, in seconds.
     #[arg(long, env = "STACD_DRAIN_SECONDS", default_value_t = 10.0)]
     drain_seconds: f64,
@@ -403,6 +408,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         read_url: args.pools.read_database_url.clone(),
     };
     let http = http_options(&args.http, cors, tokens.clone())?;
+    let queryables = args.queryables.as_deref().map(read_queryables).transpose()?;
     let store = open_store_with(&args.store, &connect).await?;
     if !args.paths.is_empty() {
         let started = Instant::now();
@@ -438,6 +444,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         checks: Checks {
             allow_invalid_geometry: args.allow_invalid_geometry,
         },
+        queryables,
         operations: Arc::new(Operations::new(
             seconds(args.request_timeout_seconds, "--request-timeout-seconds")?,
             args.max_concurrent_requests as usize,
@@ -467,6 +474,26 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
             "{flag} must be a non-negative number of seconds, got {value}"
         ))
     })
+}
+
+/// Reads the operator's queryables file: a JSON Schema with `properties`, or
+/// an object of property name to schema.
+fn read_queryables(path: &std::path::Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let invalid =
+        |reason: String| Error::InvalidParameter(format!("--queryables {}: {reason}", path.display()));
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(invalid("expected a JSON object".into()));
+    };
+    if let Some(serde_json::Value::Object(properties)) = object.remove("properties") {
+        return Ok(properties);
+    }
+    Ok(object)
 }
 
 /// Builds the HTTP options from the flags: CORS, caching, compression and rate limits.

@@ -249,6 +249,9 @@ fn fingerprint(query: &ItemQuery) -> String {
     if let Some(datetime) = &query.datetime {
         feed("t", &format!("{datetime:?}"));
     }
+    if let Some(filter) = &query.filter {
+        feed("f", &filter.canonical);
+    }
     URL_SAFE_NO_PAD.encode(&hasher.finalize()[..12])
 }
 

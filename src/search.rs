@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use stac::api::GetSearch;
 
 use crate::error::Error;
+use crate::filter::Language;
 use geo::CoordsIter;
 
 use crate::geometry::{envelope, parse_geojson};
@@ -62,15 +63,7 @@ const CRS84: &[&str] = &[
 ];
 
 /// Parameters of STAC API extensions that this server does not implement yet.
-const UNSUPPORTED_PARAMETERS: &[&str] = &[
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "sortby",
-    "fields",
-    "query",
-    "q",
-];
+const UNSUPPORTED_PARAMETERS: &[&str] = &["sortby", "fields", "query", "q"];
 
 /// A search before validation: each member as the client sent it.
 #[derive(Debug, Default, Clone)]
@@ -89,6 +82,24 @@ pub struct RawSearch {
     pub limit: Option<String>,
     /// Pagination token.
     pub token: Option<String>,
+    /// `filter`: cql2-text as a string, or cql2-json as an object (or as JSON text in a GET).
+    pub filter: Option<Value>,
+    /// The filter's language: `filter-lang`, or the method's default.
+    pub filter_language: Option<Language>,
+}
+
+impl RawSearch {
+    /// Parses the CQL2 filter, when there is one.
+    pub fn filter_expression(&self) -> Result<Option<cql2::Expr>, Error> {
+        let Some(filter) = &self.filter else {
+            return Ok(None);
+        };
+        let language = self.filter_language.unwrap_or(match filter {
+            Value::String(_) => Language::Text,
+            _ => Language::Json,
+        });
+        crate::filter::parse(filter, language).map(Some)
+    }
 }
 
 /// Reads a GET query string into a [`RawSearch`]. Unknown parameters are a 400
@@ -117,12 +128,18 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
             k => unknown.push(k.to_string()),
         }
     }
+    if let Some(crs) = get.items.filter_crs.as_deref() {
+        crate::filter::check_crs(crs)?;
+    }
+    // GET filters default to cql2-text.
+    let filter_language = Some(match get.items.filter_lang.as_deref() {
+        Some(text) => Language::parse(text)?,
+        None => Language::Text,
+    });
+    let filter = get.items.filter.clone().map(Value::String);
     for (present, name) in [
         (get.items.fields.is_some(), "fields"),
         (get.items.sortby.is_some(), "sortby"),
-        (get.items.filter.is_some(), "filter"),
-        (get.items.filter_lang.is_some(), "filter-lang"),
-        (get.items.filter_crs.is_some(), "filter-crs"),
     ] {
         if present {
             unsupported.push(name.to_string());
@@ -175,6 +192,8 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         collections: get.collections.as_deref().map(split_list),
         limit: get.items.limit,
         token,
+        filter,
+        filter_language,
     })
 }
 
@@ -202,8 +221,10 @@ fn reject_unknown(unknown: &[String], endpoint: Endpoint<'_>) -> Result<(), Erro
         return Ok(());
     }
     let allowed = match endpoint {
-        Endpoint::Search => "bbox, intersects, datetime, ids, collections, limit, token, f",
-        Endpoint::Items(_) => "bbox, datetime, limit, token, f",
+        Endpoint::Search => {
+            "bbox, intersects, datetime, ids, collections, limit, token, filter, filter-lang, filter-crs, f"
+        }
+        Endpoint::Items(_) => "bbox, datetime, limit, token, filter, filter-lang, filter-crs, f",
     };
     Err(Error::UnknownParameter(format!(
         "unknown query parameter(s): {}; this endpoint accepts {allowed}",
@@ -243,6 +264,9 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
                 })
             }
             "token" => raw.token = Some(string_member(key, value)?),
+            "filter" => raw.filter = Some(value.clone()),
+            "filter-lang" => raw.filter_language = Some(Language::parse(&string_member(key, value)?)?),
+            "filter-crs" => crate::filter::check_crs(&string_member(key, value)?)?,
             k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
             // Other members, such as `conf` or vendor hints, do not select items. They are
             // ignored, as the STAC API allows, and kept in the body that `next` links send back.
@@ -339,6 +363,7 @@ pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Err
         limit,
         cursor: None,
         count_limit: limits.count_limit,
+        filter: None,
     })
 }
 

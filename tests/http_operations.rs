@@ -50,6 +50,7 @@ async fn app_with(store: &TestStore, http: HttpOptions, tokens: Option<stacd::au
         max_bulk_items: 100,
         checks: Default::default(),
         operations: Arc::new(Default::default()),
+        queryables: None,
     });
     router(state, http)
 }

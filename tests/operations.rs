@@ -32,6 +32,7 @@ async fn state(store: &TestStore, operations: Operations) -> Arc<AppState> {
         max_bulk_items: 100,
         checks: Default::default(),
         operations,
+        queryables: None,
     })
 }
 

@@ -52,7 +52,12 @@ impl CachePolicy {
             "/collections/{collection_id}/items/{item_id}" => &self.items,
             "/collections" | "/collections/{collection_id}" => &self.collections,
             "/search" | "/collections/{collection_id}/items" => &self.searches,
-            "/" | "/conformance" | "/api" | "/api.html" | "/queryables" => &self.metadata,
+            "/"
+            | "/conformance"
+            | "/api"
+            | "/api.html"
+            | "/queryables"
+            | "/collections/{collection_id}/queryables" => &self.metadata,
             _ => return HeaderValue::from_static("no-store"),
         };
         if !self.private {

@@ -70,6 +70,8 @@ pub struct AppState {
     pub checks: Checks,
     /// Readiness, load shedding and timeouts.
     pub operations: Arc<Operations>,
+    /// Property schemas from the operator, which override the discovered queryables.
+    pub queryables: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
     /// Lists the conformance classes, with the write classes when writes are enabled.
     pub fn conformance(&self) -> Vec<&'static str> {
         let mut classes = api::CONFORMANCE.to_vec();
+        classes.extend_from_slice(crate::filter::CONFORMANCE);
         if self.writes_enabled() {
             classes.extend_from_slice(crate::transactions::CONFORMANCE);
         }
@@ -205,6 +208,11 @@ pub fn router(state: Arc<AppState>, http: HttpOptions) -> Router {
         .route("/collections/{collection_id}", get(collection))
         .route("/collections/{collection_id}/items", get(items))
         .route("/collections/{collection_id}/items/{item_id}", get(item))
+        .route("/queryables", get(queryables))
+        .route(
+            "/collections/{collection_id}/queryables",
+            get(collection_queryables),
+        )
         .route("/search", get(search_get).post(search_post));
     if state.writes_enabled() {
         routes = crate::transactions::routes(routes);
@@ -464,6 +472,43 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             Error::Unavailable(e.to_string()).into_response()
         }
     }
+}
+
+/// `GET /queryables`: the properties that filters can use, across all collections.
+async fn queryables(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let types = state.store.property_types(&[]).await?;
+    let body = api::queryables(&urls.path("/queryables"), &types, state.queryables.as_ref());
+    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+}
+
+/// `GET /collections/{collectionId}/queryables`: the properties of one collection's items.
+async fn collection_queryables(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    PathParams(collection_id): PathParams<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    if state.store.collection(&collection_id).await?.is_none() {
+        return Err(collection_not_found(&collection_id));
+    }
+    let urls = Urls::new(&base_url(&state, &headers));
+    let types = state
+        .store
+        .property_types(std::slice::from_ref(&collection_id))
+        .await?;
+    let body = api::queryables(
+        &urls.queryables(&collection_id),
+        &types,
+        state.queryables.as_ref(),
+    );
+    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
 }
 
 /// `GET /metrics`: Prometheus metrics.

@@ -29,6 +29,12 @@ async fn run_search(
     repeat: Repeat,
     collection: Option<&str>,
 ) -> Result<Response> {
+    if let Some(expression) = raw.filter_expression()? {
+        // Types come from the searched collections, so a property that only
+        // other collections have is reported as unknown.
+        let types = state.store.property_types(&query.collections).await?;
+        query.filter = Some(Arc::new(crate::filter::resolve(&expression, &types)?));
+    }
     if let Some(token) = raw.token.as_deref().filter(|t| !t.is_empty()) {
         query.cursor = Some(state.signer.decode(token, &query)?);
     }

@@ -1,10 +1,12 @@
 //! Storage behind one trait, with an embedded SQLite store and a PostgreSQL +
 //! PostGIS store, chosen by the database URL.
 
+mod cql2_sql;
 mod pg_pools;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_functions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
 
 pub use postgres::PostgresStore;
+pub use sql::bbox_geometry;
 pub use sqlite::SqliteStore;
 
 /// A validated item search, ready for a store to run.
@@ -43,13 +46,19 @@ pub struct ItemQuery {
     pub cursor: Option<Cursor>,
     /// Count matches exactly up to this many; above it `number_matched` may be an estimate.
     pub count_limit: u64,
+    /// A CQL2 filter on item properties.
+    pub filter: Option<std::sync::Arc<crate::filter::PropertyFilter>>,
 }
 
 impl ItemQuery {
     /// Tells whether the search selects whole collections (or everything),
     /// so that its count is the sum of per-collection counts.
     pub fn selects_whole_collections(&self) -> bool {
-        self.ids.is_empty() && self.bboxes.is_empty() && self.intersects.is_none() && self.datetime.is_none()
+        self.ids.is_empty()
+            && self.bboxes.is_empty()
+            && self.intersects.is_none()
+            && self.datetime.is_none()
+            && self.filter.is_none()
     }
 }
 
@@ -186,6 +195,10 @@ pub trait Backend: Send + Sync + 'static {
     async fn ping_replica(&self) -> Option<bool> {
         None
     }
+
+    /// The JSON types of item properties in `collections` (all when empty),
+    /// by property name: the queryables and the types filters are checked against.
+    async fn property_types(&self, collections: &[String]) -> Result<crate::filter::PropertyTypes>;
 
     /// Connection counts of the store's pools, for `/metrics`.
     fn pool_stats(&self) -> Vec<PoolStats>;

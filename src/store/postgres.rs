@@ -17,6 +17,7 @@ use super::{
     StoredItem, duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
+use crate::filter::PropertyTypes;
 use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
 use futures::TryStreamExt;
@@ -35,13 +36,22 @@ pub struct PostgresStore {
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "catalog".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/postgres/0001_catalog.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "catalog".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0001_catalog.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "item properties".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0002_item_properties.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -58,6 +68,7 @@ fn bind_all<'q>(mut query: PgQuery<'q>, args: &[Arg]) -> PgQuery<'q> {
             Arg::Float(v) => query.bind(*v),
             Arg::Time(v) => query.bind(to_time(*v)),
             Arg::Bytes(v) => query.bind(v.clone()),
+            Arg::Bool(v) => query.bind(*v),
         };
     }
     query
@@ -295,6 +306,24 @@ impl Backend for PostgresStore {
 
     async fn ping_replica(&self) -> Option<bool> {
         Some(self.pools.replica.as_ref()?.ping().await)
+    }
+
+    async fn property_types(&self, collections: &[String]) -> Result<PropertyTypes> {
+        let mut connection = self.pools.read().await?;
+        let rows = sqlx::query(
+            "SELECT name, type FROM stacd.item_properties \
+             WHERE cardinality($1::text[]) = 0 OR collection = ANY($1)",
+        )
+        .bind(collections)
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut types = PropertyTypes::new();
+        for row in rows {
+            let name: String = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            types.entry(name).or_default().insert(kind);
+        }
+        Ok(types)
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

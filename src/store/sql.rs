@@ -29,6 +29,8 @@ pub enum Arg {
     Time(i64),
     /// Binary data (WKB).
     Bytes(Vec<u8>),
+    /// A boolean (PostgreSQL only; SQLite compares JSON booleans as 1 and 0).
+    Bool(bool),
 }
 
 /// A WHERE clause with its parameters, and the geometries that the SQLite
@@ -57,15 +59,23 @@ impl Filter {
     }
 }
 
-struct Writer {
-    dialect: Dialect,
+pub(super) struct Writer {
+    pub(super) dialect: Dialect,
     conditions: Vec<String>,
-    args: Vec<Arg>,
+    pub(super) args: Vec<Arg>,
 }
 
 impl Writer {
+    pub(super) fn new(dialect: Dialect) -> Self {
+        Writer {
+            dialect,
+            conditions: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
     /// Adds a parameter and returns its placeholder.
-    fn bind(&mut self, arg: Arg) -> String {
+    pub(super) fn bind(&mut self, arg: Arg) -> String {
         let placeholder = match (&arg, self.dialect) {
             (Arg::TextList(values), Dialect::Sqlite) => {
                 let list = vec!["?"; values.len().max(1)].join(", ");
@@ -109,11 +119,7 @@ pub fn filter_with_cursor(
     cursor: Option<&Cursor>,
     dialect: Dialect,
 ) -> Result<Filter, String> {
-    let mut w = Writer {
-        dialect,
-        conditions: Vec::new(),
-        args: Vec::new(),
-    };
+    let mut w = Writer::new(dialect);
 
     // Collections and ids: equality lists, served by the primary key and the id index.
     // One value becomes `=`, so the planner can walk the (collection, datetime, id)
@@ -177,6 +183,12 @@ pub fn filter_with_cursor(
             let p = w.bind(Arg::Time(end));
             w.conditions.push(format!("i.start_datetime <= {p}"));
         }
+    }
+
+    // Properties: the CQL2 filter.
+    if let Some(filter) = &query.filter {
+        let condition = super::cql2_sql::condition(&mut w, &filter.condition);
+        w.conditions.push(condition);
     }
 
     // Keyset: strictly after (or before) the boundary item in the default order.

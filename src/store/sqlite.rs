@@ -18,6 +18,7 @@ use super::{
     duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
+use crate::filter::PropertyTypes;
 use crate::geometry::from_wkb;
 use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
@@ -36,13 +37,22 @@ pub struct SqliteStore {
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "catalog".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_catalog.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "catalog".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_catalog.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "item properties".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0002_item_properties.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -61,9 +71,18 @@ fn bind_all<'q>(mut query: SqliteQuery<'q>, args: &[Arg]) -> SqliteQuery<'q> {
             Arg::Time(v) => query.bind(*v),
             Arg::Float(v) => query.bind(*v),
             Arg::Bytes(v) => query.bind(v.clone()),
+            Arg::Bool(v) => query.bind(*v),
         };
     }
     query
+}
+
+/// Adds stacd's SQL functions to a new connection.
+async fn add_functions(connection: &mut sqlx::SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    let mut handle = connection.lock_handle().await?;
+    // SAFETY: the locked handle is an open connection that no other thread uses meanwhile.
+    unsafe { super::sqlite_functions::register(handle.as_raw_handle()) }
+        .map_err(|e| sqlx::Error::Configuration(e.into()))
 }
 
 impl SqliteStore {
@@ -77,14 +96,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // LIKE in CQL2 is case-sensitive, as in PostgreSQL.
+        let options = options.pragma("case_sensitive_like", "ON");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|connection, _| Box::pin(add_functions(connection)))
             .connect_with(options.clone())
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|connection, _| Box::pin(add_functions(connection)))
             .connect_with(options)
             .await?;
         Ok(SqliteStore {
@@ -283,6 +306,26 @@ impl Backend for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn property_types(&self, collections: &[String]) -> Result<PropertyTypes> {
+        let mut text = String::from("SELECT name, type FROM item_properties");
+        if !collections.is_empty() {
+            let list = vec!["?"; collections.len()].join(", ");
+            text.push_str(&format!(" WHERE collection IN ({list})"));
+        }
+        let mut query = sqlx::query(AssertSqlSafe(text));
+        for collection in collections {
+            query = query.bind(collection.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut types = PropertyTypes::new();
+        for row in rows {
+            let name: String = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            types.entry(name).or_default().insert(kind);
+        }
+        Ok(types)
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

@@ -96,6 +96,7 @@ pub async fn app(store: Arc<dyn Backend>, limits: SearchLimits) -> Router {
         max_bulk_items: 10_000,
         checks: Default::default(),
         operations: std::sync::Arc::new(Default::default()),
+        queryables: None,
     });
     router(state, HttpOptions::default())
 }
@@ -118,6 +119,7 @@ pub async fn writable_app(store: Arc<dyn Backend>, tokens: &std::path::Path, pri
         max_bulk_items: 50,
         checks: Default::default(),
         operations: std::sync::Arc::new(Default::default()),
+        queryables: None,
     });
     router(state, HttpOptions::default())
 }
