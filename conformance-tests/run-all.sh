@@ -7,7 +7,8 @@
 #   3. cargo fmt --check, cargo clippy -D warnings, the Rust tests;
 #   4. cargo build, then for each store (sqlite, postgres): load the STAC data, start
 #      `stacd serve` on 127.0.0.1 with writes enabled, and run stac-api-validator, the
-#      pystac-client paging checks, GDAL's OGC API Features driver and schemathesis
+#      CQL2 operator table, the pystac-client paging checks, GDAL's OGC API Features
+#      driver and schemathesis
 #      against it; then the durability tests (SIGKILL during bulk writes, concurrent
 #      writers with If-Match) on fresh stores;
 #   5. operations: the Kubernetes manifests against their schemas (offline), the
@@ -337,7 +338,7 @@ fi
 # --- 4. the server suites, once per store ------------------------------------------
 
 STORES=(sqlite postgres)
-SUITES=(stac-validator pystac-client ogr fuzz kill-test concurrent-writers)
+SUITES=(stac-validator cql2-table pystac-client ogr fuzz kill-test concurrent-writers)
 
 skip_store() {
   local store=$1 suite
@@ -370,8 +371,10 @@ run_store() {
 
   run_step "$store/stac-validator" "$LIMIT_VALIDATOR" \
     env OUT="$LOG_DIR/$store-stac-validator" VALIDATOR_TOKEN="$WRITE_TOKEN" \
-    CLASSES="core collections features item-search transaction" \
+    CLASSES="core collections features item-search filter item-search#fields item-search#query transaction" \
     "$HERE/stac-validator.sh" "$root_url" "$STAC_TOOLS_DIR" || true
+  run_step "$store/cql2-table" "$LIMIT_PYSTAC" \
+    "$HERE/cql2-table.sh" "$root_url" "$STAC_DATA_DIR" || true
   run_step "$store/pystac-client" "$LIMIT_PYSTAC" \
     "$HERE/pystac-client.sh" "$root_url" "$STAC_DATA_DIR" "$STAC_TOOLS_DIR" || true
   run_step "$store/ogr" "$LIMIT_OGR" "$HERE/ogr.sh" "$root_url" || true

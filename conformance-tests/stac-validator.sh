@@ -43,7 +43,13 @@ export ANCHOR_SCHEMA_CACHE=$(cd "$schema_dir" && pwd)
 # Parameters fitted to the NAIP collection: numeric gsd (0.3, 0.6, 1), string naip:year.
 geometry='{"type":"Polygon","coordinates":[[[-86.0,30.6],[-85.6,30.6],[-85.6,31.0],[-86.0,31.0],[-86.0,30.6]]]}'
 args=(--root-url "$root_url" --collection naip --geometry "$geometry"
-  --transaction-collection "${TRANSACTION_COLLECTION:-validator-scratch}")
+  --transaction-collection "${TRANSACTION_COLLECTION:-validator-scratch}"
+  --fields-nested-property properties.naip:year
+  --query-comparison-field gsd --query-eq-value 0.6 --query-neq-value 0.6
+  --query-lt-value 1 --query-lte-value 0.6 --query-gt-value 0.3 --query-gte-value 0.6
+  --query-substring-field naip:year --query-starts-with-value 20
+  --query-ends-with-value 21 --query-contains-value 02
+  --query-in-field naip:year --query-in-values 2019,2021)
 if [ -n "${VALIDATOR_TOKEN:-}" ]; then
   args+=(--auth-bearer-token "$VALIDATOR_TOKEN")
 fi
@@ -67,6 +73,20 @@ seed_transaction_item() {
   esac
 }
 
+# stac-api-validator 0.6.8 checks the results of a Query extension "in" query
+# with set(property_value).isdisjoint(in_values). For a string property such as
+# naip:year that is the set of its characters, so every correct result is
+# reported as non-matching. A log whose only errors are those lines counts as
+# a pass; the same "in" queries are checked with correct expectations by
+# tests/query_fields.rs.
+only_known_validator_errors() {
+  local log=$1 errors
+  errors=$(sed -n '/^Errors:/,$p' "$log" | tail -n +2 | grep -v '^[[:space:]]*$' || true)
+  [ -n "$errors" ] || return 1
+  ! printf '%s\n' "$errors" | grep -v -q \
+    -e "Query '{\"naip:year\": {\"in\": \[\"2019\", \"2021\"\]}}' had non-matching results"
+}
+
 passed=0
 failed=0
 for class in $classes; do
@@ -81,9 +101,10 @@ for class in $classes; do
   if grep -q '^Failed\.' "$log"; then result=CRASH
   elif [ "$rc" -eq 124 ]; then result=TIMEOUT
   elif [ "$rc" -eq 0 ] && grep -q '^Errors: none' "$log"; then result=PASS
+  elif only_known_validator_errors "$log"; then result="PASS (known validator defect, see above)"
   else result=FAIL
   fi
-  if [ "$result" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  case $result in PASS*) passed=$((passed + 1)) ;; *) failed=$((failed + 1)) ;; esac
   printf '%-14s %s\n' "$class" "$result"
   if [ "$result" != PASS ]; then
     sed -n '/^Errors:/,$p' "$log" | head -20 | sed 's/^/    /'

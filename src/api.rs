@@ -8,6 +8,7 @@
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
+use crate::fields::Fields;
 use crate::store::{ItemPage, StoredCollection, StoredItem};
 
 /// Media type of GeoJSON documents (items and item collections).
@@ -318,6 +319,29 @@ pub fn write_item(urls: &Urls, item: &StoredItem, out: &mut String) {
     splice_links(&item.content, &links_array(&server, &item.extra_links), out);
 }
 
+/// Writes an item with only the members `fields` selects, or whole without it.
+pub fn write_projected_item(urls: &Urls, item: &StoredItem, fields: Option<&Fields>, out: &mut String) {
+    let Some(fields) = fields else {
+        write_item(urls, item, out);
+        return;
+    };
+    // Stored content is always a JSON object; anything else is written whole.
+    let Ok(document) = serde_json::from_str::<Map<String, Value>>(&item.content) else {
+        write_item(urls, item, out);
+        return;
+    };
+    let projected = Value::Object(fields.apply(&document)).to_string();
+    if fields.keeps_links() {
+        let projected = StoredItem {
+            content: projected,
+            ..item.clone()
+        };
+        write_item(urls, &projected, out);
+    } else {
+        out.push_str(&projected);
+    }
+}
+
 /// Start of an item collection document, before its first feature.
 pub const ITEM_COLLECTION_HEAD: &str = "{\"type\":\"FeatureCollection\",\"features\":[";
 
@@ -337,7 +361,7 @@ pub fn write_item_collection_tail(links: &[Value], matched: Option<u64>, returne
 
 /// Builds an item collection page held in memory. `links` are the page's own
 /// links (self, root, next, prev...).
-pub fn item_collection(urls: &Urls, page: &ItemPage, links: &[Value]) -> String {
+pub fn item_collection(urls: &Urls, page: &ItemPage, links: &[Value], fields: Option<&Fields>) -> String {
     let capacity = 256 + page.items.iter().map(|i| i.content.len() + 600).sum::<usize>();
     let mut out = String::with_capacity(capacity);
     out.push_str(ITEM_COLLECTION_HEAD);
@@ -345,7 +369,7 @@ pub fn item_collection(urls: &Urls, page: &ItemPage, links: &[Value]) -> String 
         if i > 0 {
             out.push(',');
         }
-        write_item(urls, item, &mut out);
+        write_projected_item(urls, item, fields, &mut out);
     }
     write_item_collection_tail(links, page.number_matched, page.items.len(), &mut out);
     out
@@ -403,7 +427,7 @@ mod tests {
             number_matched: Some(7),
             ..ItemPage::default()
         };
-        let text = item_collection(&Urls::new("http://h"), &page, &[]);
+        let text = item_collection(&Urls::new("http://h"), &page, &[], None);
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["numberMatched"], 7);
         assert_eq!(value["numberReturned"], 1);

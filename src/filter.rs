@@ -232,6 +232,99 @@ pub fn parse(filter: &Value, language: Language) -> Result<Expr, Error> {
     }
 }
 
+/// Conformance classes of the Query extension, which is translated into the same conditions.
+pub const QUERY_CONFORMANCE: &[&str] = &[
+    "https://api.stacspec.org/v1.0.0/item-search#query",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#query",
+];
+
+/// Translates the Query extension's `query` object, such as
+/// `{"gsd": {"lt": 0.05}, "platform": {"in": ["a", "b"]}}`, into CQL2: every
+/// operator of every property must hold.
+///
+/// Clients often send numbers as strings in `query` (stac-api-validator 0.6.8
+/// sends `{"gsd": {"eq": "0.6"}}`), so a string value of a property that the
+/// stored items hold only as numbers is read as a number.
+pub fn from_query(query: &Value, types: &PropertyTypes) -> Result<Expr, Error> {
+    let bad = |reason: String| Error::parameter("query", query, reason);
+    let Value::Object(properties) = query else {
+        return Err(bad("expected an object of property names to operators".into()));
+    };
+    let mut conditions = Vec::new();
+    for (name, operators) in properties {
+        let Value::Object(operators) = operators else {
+            return Err(bad(format!(
+                "'{name}' must map to an object of operators, such as {{\"eq\": 1}}"
+            )));
+        };
+        let property = serde_json::json!({"property": name});
+        let numeric = types
+            .get(name.strip_prefix("properties.").unwrap_or(name))
+            .is_some_and(|t| t.contains("number") && !t.contains("string"));
+        let coerce = |value: &Value| -> Value {
+            match value {
+                _ if !numeric => value.clone(),
+                Value::Array(items) => Value::Array(items.iter().map(number_from_text).collect()),
+                other => number_from_text(other),
+            }
+        };
+        for (operator, value) in operators {
+            let value = &coerce(value);
+            let like = |prefix: &str, suffix: &str| -> Result<Value, Error> {
+                let Value::String(text) = value else {
+                    return Err(bad(format!("'{operator}' needs a string")));
+                };
+                // The value is matched literally, so LIKE's wildcards in it are escaped.
+                let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                Ok(
+                    serde_json::json!({"op": "like", "args": [property, format!("{prefix}{escaped}{suffix}")]}),
+                )
+            };
+            let condition = match operator.as_str() {
+                "eq" => serde_json::json!({"op": "=", "args": [property, value]}),
+                "neq" => serde_json::json!({"op": "<>", "args": [property, value]}),
+                "lt" => serde_json::json!({"op": "<", "args": [property, value]}),
+                "lte" => serde_json::json!({"op": "<=", "args": [property, value]}),
+                "gt" => serde_json::json!({"op": ">", "args": [property, value]}),
+                "gte" => serde_json::json!({"op": ">=", "args": [property, value]}),
+                "startsWith" => like("", "%")?,
+                "endsWith" => like("%", "")?,
+                "contains" => like("%", "%")?,
+                "in" => {
+                    if !value.is_array() {
+                        return Err(bad(format!("'in' of '{name}' needs an array of values")));
+                    }
+                    serde_json::json!({"op": "in", "args": [property, value]})
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown operator '{other}'; use eq, neq, lt, lte, gt, gte, startsWith, endsWith, contains or in"
+                    )));
+                }
+            };
+            conditions.push(condition);
+        }
+    }
+    let expression = match conditions.len() {
+        0 => serde_json::json!(true),
+        1 => conditions.remove(0),
+        _ => serde_json::json!({"op": "and", "args": conditions}),
+    };
+    serde_json::from_value(expression).map_err(|e| bad(format!("invalid value: {e}")))
+}
+
+/// Reads a string holding a number as that number; other values stay as they are.
+fn number_from_text(value: &Value) -> Value {
+    let Value::String(text) = value else {
+        return value.clone();
+    };
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or_else(|| value.clone(), Value::Number)
+}
+
 /// Checks an expression against the stored property types and resolves it.
 pub fn resolve(expr: &Expr, types: &PropertyTypes) -> Result<PropertyFilter, Error> {
     let canonical = serde_json::to_string(expr)
@@ -568,13 +661,8 @@ impl Resolver<'_> {
                 "no stored item has the property '{name}'; /queryables lists the properties"
             )));
         };
+        // Objects and nulls have no kind, so such a property can only be tested with IS NULL.
         let kinds: Vec<Kind> = types.iter().filter_map(|t| Kind::of_json_type(t)).collect();
-        if kinds.is_empty() {
-            return Err(unsupported(format!(
-                "filtering on '{name}', whose values are {}",
-                types.iter().cloned().collect::<Vec<_>>().join(" or ")
-            )));
-        }
         Ok(Term::Property(name.to_string(), kinds))
     }
 }
@@ -582,6 +670,12 @@ impl Resolver<'_> {
 fn property_as(name: &str, kinds: &[Kind], wanted: Kind) -> Result<Operand, Error> {
     if kinds.contains(&wanted) {
         return Ok(Operand::Property(name.to_string(), wanted));
+    }
+    if kinds.is_empty() {
+        return Err(unsupported(format!(
+            "comparing '{name}', whose values are objects or null, with {}; test it with IS NULL",
+            wanted.name()
+        )));
     }
     let stored: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     Err(invalid(format!(

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod datetime;
 pub mod error;
+pub mod fields;
 pub mod filter;
 pub mod geometry;
 pub mod load;

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use stac::api::GetSearch;
 
 use crate::error::Error;
-use crate::filter::Language;
+use crate::fields::Fields;
+use crate::filter::{Language, PropertyTypes};
 use geo::CoordsIter;
 
 use crate::geometry::{envelope, parse_geojson};
@@ -63,7 +64,7 @@ const CRS84: &[&str] = &[
 ];
 
 /// Parameters of STAC API extensions that this server does not implement yet.
-const UNSUPPORTED_PARAMETERS: &[&str] = &["sortby", "fields", "query", "q"];
+const UNSUPPORTED_PARAMETERS: &[&str] = &["sortby", "q"];
 
 /// A search before validation: each member as the client sent it.
 #[derive(Debug, Default, Clone)]
@@ -86,19 +87,44 @@ pub struct RawSearch {
     pub filter: Option<Value>,
     /// The filter's language: `filter-lang`, or the method's default.
     pub filter_language: Option<Language>,
+    /// `query` of the Query extension: property name to operators and values.
+    pub query: Option<Value>,
+    /// Members to return, from the Fields extension.
+    pub fields: Option<Fields>,
 }
 
 impl RawSearch {
-    /// Parses the CQL2 filter, when there is one.
-    pub fn filter_expression(&self) -> Result<Option<cql2::Expr>, Error> {
-        let Some(filter) = &self.filter else {
-            return Ok(None);
+    /// Tells whether the search has a CQL2 filter or a Query extension `query`.
+    pub fn has_filter(&self) -> bool {
+        self.filter.is_some() || self.query.is_some()
+    }
+
+    /// Parses the CQL2 filter and the Query extension's `query`, joined with
+    /// AND when both are given. `types` are the stored property types, which
+    /// the `query` values are read against.
+    pub fn filter_expression(&self, types: &PropertyTypes) -> Result<Option<cql2::Expr>, Error> {
+        let filter = match &self.filter {
+            Some(filter) => {
+                let language = self.filter_language.unwrap_or(match filter {
+                    Value::String(_) => Language::Text,
+                    _ => Language::Json,
+                });
+                Some(crate::filter::parse(filter, language)?)
+            }
+            None => None,
         };
-        let language = self.filter_language.unwrap_or(match filter {
-            Value::String(_) => Language::Text,
-            _ => Language::Json,
-        });
-        crate::filter::parse(filter, language).map(Some)
+        let query = self
+            .query
+            .as_ref()
+            .map(|query| crate::filter::from_query(query, types))
+            .transpose()?;
+        Ok(match (filter, query) {
+            (Some(filter), Some(query)) => Some(cql2::Expr::Operation {
+                op: "and".into(),
+                args: vec![Box::new(filter), Box::new(query)],
+            }),
+            (filter, query) => filter.or(query),
+        })
     }
 }
 
@@ -119,9 +145,15 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
     let mut unknown = Vec::new();
     let mut unsupported = Vec::new();
     let mut token = None;
+    let mut query = None;
     for (key, value) in &get.items.additional_fields {
         match key.as_str() {
             "token" => token = Some(value.clone()),
+            "query" => {
+                query = Some(serde_json::from_str(value).map_err(|e| {
+                    Error::parameter("query", value, format!("expected a JSON object ({e})"))
+                })?);
+            }
             "crs" | "bbox-crs" => check_crs(key, value)?,
             k if IGNORED_PARAMETERS.contains(&k) => {}
             k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
@@ -137,10 +169,8 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         None => Language::Text,
     });
     let filter = get.items.filter.clone().map(Value::String);
-    for (present, name) in [
-        (get.items.fields.is_some(), "fields"),
-        (get.items.sortby.is_some(), "sortby"),
-    ] {
+    let fields = get.items.fields.as_deref().map(Fields::from_query).transpose()?;
+    for (present, name) in [(get.items.sortby.is_some(), "sortby")] {
         if present {
             unsupported.push(name.to_string());
         }
@@ -194,6 +224,8 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         token,
         filter,
         filter_language,
+        query,
+        fields,
     })
 }
 
@@ -247,6 +279,13 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
     let mut raw = RawSearch::default();
     let mut unsupported = Vec::new();
     for (key, value) in body {
+        if value.is_null() && key == "fields" {
+            return Err(Error::parameter(
+                "fields",
+                value,
+                "expected an object with include and exclude arrays; leave fields out to get whole items",
+            ));
+        }
         if value.is_null() {
             continue;
         }
@@ -265,6 +304,8 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
             }
             "token" => raw.token = Some(string_member(key, value)?),
             "filter" => raw.filter = Some(value.clone()),
+            "query" => raw.query = Some(value.clone()),
+            "fields" => raw.fields = Some(Fields::from_body(value)?),
             "filter-lang" => raw.filter_language = Some(Language::parse(&string_member(key, value)?)?),
             "filter-crs" => crate::filter::check_crs(&string_member(key, value)?)?,
             k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
@@ -294,7 +335,13 @@ fn string_member(key: &str, value: &Value) -> Result<String, Error> {
         .ok_or_else(|| Error::parameter(key, value, "expected a string"))
 }
 
+/// Reads an array of strings. A single string is read as a list of one,
+/// because some clients send it so (stac-api-validator 0.6.8 does for
+/// `collections` in its POST query and sort tests).
 fn string_list(key: &str, value: &Value) -> Result<Vec<String>, Error> {
+    if let Value::String(single) = value {
+        return Ok(vec![single.clone()]);
+    }
     let invalid = || Error::parameter(key, value, "expected an array of strings");
     value
         .as_array()
@@ -537,13 +584,17 @@ mod tests {
     fn post_body_types_are_checked() {
         let body = json!({"bbox": "1,2,3,4"});
         assert!(from_body(body.as_object().unwrap()).is_err());
-        let body = json!({"collections": "naip"});
+        let body = json!({"collections": 5});
         assert!(
             from_body(body.as_object().unwrap())
                 .unwrap_err()
                 .to_string()
                 .contains("collections")
         );
+        // A single string is read as a list of one.
+        let body = json!({"collections": "naip"});
+        let raw = from_body(body.as_object().unwrap()).unwrap();
+        assert_eq!(raw.collections, Some(vec!["naip".to_string()]));
         let body = json!({"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}});
         let raw = from_body(body.as_object().unwrap()).unwrap();
         assert!(validate(&raw, &limits()).is_err(), "bbox with intersects");

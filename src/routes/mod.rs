@@ -84,6 +84,8 @@ impl AppState {
     pub fn conformance(&self) -> Vec<&'static str> {
         let mut classes = api::CONFORMANCE.to_vec();
         classes.extend_from_slice(crate::filter::CONFORMANCE);
+        classes.extend_from_slice(crate::filter::QUERY_CONFORMANCE);
+        classes.extend_from_slice(crate::fields::CONFORMANCE);
         if self.writes_enabled() {
             classes.extend_from_slice(crate::transactions::CONFORMANCE);
         }

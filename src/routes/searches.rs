@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::{self, GEOJSON, Urls};
 use crate::error::{Error, Result};
+use crate::fields::Fields;
 use crate::paging::{PageBounds, Repeat, TokenSigner, page_links};
 use crate::search::{self, Endpoint, RawSearch};
 use crate::store::{Direction, ItemQuery, ItemStream, SortKey, StoredItem};
@@ -29,11 +30,13 @@ async fn run_search(
     repeat: Repeat,
     collection: Option<&str>,
 ) -> Result<Response> {
-    if let Some(expression) = raw.filter_expression()? {
+    if raw.has_filter() {
         // Types come from the searched collections, so a property that only
         // other collections have is reported as unknown.
         let types = state.store.property_types(&query.collections).await?;
-        query.filter = Some(Arc::new(crate::filter::resolve(&expression, &types)?));
+        if let Some(expression) = raw.filter_expression(&types)? {
+            query.filter = Some(Arc::new(crate::filter::resolve(&expression, &types)?));
+        }
     }
     if let Some(token) = raw.token.as_deref().filter(|t| !t.is_empty()) {
         query.cursor = Some(state.signer.decode(token, &query)?);
@@ -57,7 +60,10 @@ async fn run_search(
         );
         let estimate = page.matched_is_estimate;
         crate::metrics::record_items(page.items.len());
-        (Body::from(api::item_collection(urls, &page, &links)), estimate)
+        (
+            Body::from(api::item_collection(urls, &page, &links, raw.fields.as_ref())),
+            estimate,
+        )
     } else {
         let counting = {
             let (store, query) = (state.store.clone(), query.clone());
@@ -71,6 +77,7 @@ async fn run_search(
             .map_err(|e| Error::Internal(format!("count task failed: {e}")))??;
         let writer = PageWriter {
             rows,
+            fields: raw.fields.clone(),
             pending: first,
             urls: urls.clone(),
             signer: state.signer.clone(),
@@ -100,6 +107,8 @@ const CHUNK_SIZE: usize = 64 * 1024;
 /// Writes a forward page as a stream of JSON chunks.
 struct PageWriter {
     rows: ItemStream,
+    /// Members to keep in each item, from the Fields extension.
+    fields: Option<Fields>,
     /// An item already read from `rows`.
     pending: Option<StoredItem>,
     urls: Urls,
@@ -144,7 +153,7 @@ impl PageWriter {
                     if self.returned > 0 {
                         chunk.push(',');
                     }
-                    api::write_item(&self.urls, &item, &mut chunk);
+                    api::write_projected_item(&self.urls, &item, self.fields.as_ref(), &mut chunk);
                     self.returned += 1;
                     if self.first_key.is_none() {
                         self.first_key = Some(item.key.clone());
