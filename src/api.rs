@@ -68,6 +68,39 @@ pub fn queryables(
     .to_string()
 }
 
+/// Builds a sortables document: the item columns, then every stored
+/// property whose values are all numbers or all strings.
+pub fn sortables(id: &str, types: &crate::filter::PropertyTypes) -> String {
+    let mut properties = Map::new();
+    properties.insert("id".into(), json!({"title": "Item ID", "type": "string"}));
+    properties.insert(
+        "collection".into(),
+        json!({"title": "Collection ID", "type": "string"}),
+    );
+    for name in ["datetime", "start_datetime", "end_datetime"] {
+        properties.insert(name.into(), json!({"type": "string", "format": "date-time"}));
+    }
+    for (name, kinds) in types {
+        if properties.contains_key(name.as_str()) {
+            continue;
+        }
+        match crate::sort::sortable_kind(kinds) {
+            Some(crate::filter::Kind::Number) => properties.insert(name.clone(), json!({"type": "number"})),
+            Some(_) => properties.insert(name.clone(), json!({"type": "string"})),
+            None => None,
+        };
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": id,
+        "type": "object",
+        "title": "Sortables",
+        "properties": properties,
+        "additionalProperties": false,
+    })
+    .to_string()
+}
+
 /// Media type of the OpenAPI definition.
 pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 
@@ -386,6 +419,7 @@ mod tests {
                 datetime: 0,
                 collection: "c 1".into(),
                 id: "a/b".into(),
+                sort: Vec::new(),
             },
             content: content.into(),
             extra_links: extra.into(),

@@ -20,6 +20,7 @@ pub mod prepare;
 pub mod routes;
 pub mod search;
 pub mod server;
+pub mod sort;
 pub mod store;
 pub mod telemetry;
 pub mod transactions;

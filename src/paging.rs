@@ -16,7 +16,8 @@ use crate::error::Error;
 use serde_json::{Map, Value, json};
 
 use crate::api::{GEOJSON, Urls};
-use crate::store::{Cursor, Direction, ItemPage, ItemQuery, SortKey};
+use crate::filter::Kind;
+use crate::store::{Cursor, Direction, ItemPage, ItemQuery, SortKey, SortValue};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -107,6 +108,7 @@ impl TokenSigner {
         if !(MIN_KEY_MICROS..=MAX_KEY_MICROS).contains(&key.datetime)
             || key.collection.contains('\0')
             || key.id.contains('\0')
+            || !sort_values_fit(query, &key.sort)
         {
             return Err(invalid("malformed token"));
         }
@@ -115,6 +117,24 @@ impl TokenSigner {
             key: payload.k,
         })
     }
+}
+
+/// Tells whether the sort values of a key fit the sort fields of `query`:
+/// one value per field, of the field's kind, and missing only where the
+/// field can be missing.
+fn sort_values_fit(query: &ItemQuery, values: &[SortValue]) -> bool {
+    values.len() == query.sort.len()
+        && query
+            .sort
+            .iter()
+            .zip(values)
+            .all(|(field, value)| match (field.kind(), value) {
+                (_, SortValue::Missing) => field.nullable(),
+                (Kind::Number, SortValue::Number(n)) => n.is_finite(),
+                (Kind::Text, SortValue::Text(t)) => !t.contains('\0'),
+                (Kind::Time, SortValue::Time(t)) => (MIN_KEY_MICROS..=MAX_KEY_MICROS).contains(t),
+                _ => false,
+            })
 }
 
 /// The request that the page links of a search repeat.
@@ -252,6 +272,9 @@ fn fingerprint(query: &ItemQuery) -> String {
     if let Some(filter) = &query.filter {
         feed("f", &filter.canonical);
     }
+    for field in &query.sort {
+        feed("s", &field.describe());
+    }
     URL_SAFE_NO_PAD.encode(&hasher.finalize()[..12])
 }
 
@@ -266,6 +289,7 @@ mod tests {
                 datetime: 1_600_000_000_000_000,
                 collection: "c".into(),
                 id: "a/b".into(),
+                sort: Vec::new(),
             },
         }
     }

@@ -11,6 +11,7 @@ use stac::api::GetSearch;
 use crate::error::Error;
 use crate::fields::Fields;
 use crate::filter::{Language, PropertyTypes};
+use crate::sort::RequestedSort;
 use geo::CoordsIter;
 
 use crate::geometry::{envelope, parse_geojson};
@@ -64,7 +65,7 @@ const CRS84: &[&str] = &[
 ];
 
 /// Parameters of STAC API extensions that this server does not implement yet.
-const UNSUPPORTED_PARAMETERS: &[&str] = &["sortby", "q"];
+const UNSUPPORTED_PARAMETERS: &[&str] = &["q"];
 
 /// A search before validation: each member as the client sent it.
 #[derive(Debug, Default, Clone)]
@@ -91,6 +92,8 @@ pub struct RawSearch {
     pub query: Option<Value>,
     /// Members to return, from the Fields extension.
     pub fields: Option<Fields>,
+    /// Sort fields, from the Sort extension.
+    pub sortby: Option<Vec<RequestedSort>>,
 }
 
 impl RawSearch {
@@ -170,11 +173,13 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
     });
     let filter = get.items.filter.clone().map(Value::String);
     let fields = get.items.fields.as_deref().map(Fields::from_query).transpose()?;
-    for (present, name) in [(get.items.sortby.is_some(), "sortby")] {
-        if present {
-            unsupported.push(name.to_string());
-        }
-    }
+    let sortby = get
+        .items
+        .sortby
+        .as_deref()
+        .filter(|text| !text.trim().is_empty())
+        .map(crate::sort::from_query)
+        .transpose()?;
     if let Endpoint::Items(collection) = endpoint {
         // pystac-client repeats the path's collection as `collections=`; that one is harmless.
         let other_collection = get.collections.as_deref().is_some_and(|c| c != collection);
@@ -226,6 +231,7 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         filter_language,
         query,
         fields,
+        sortby,
     })
 }
 
@@ -306,6 +312,7 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
             "filter" => raw.filter = Some(value.clone()),
             "query" => raw.query = Some(value.clone()),
             "fields" => raw.fields = Some(Fields::from_body(value)?),
+            "sortby" => raw.sortby = Some(crate::sort::from_body(value)?),
             "filter-lang" => raw.filter_language = Some(Language::parse(&string_member(key, value)?)?),
             "filter-crs" => crate::filter::check_crs(&string_member(key, value)?)?,
             k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
@@ -411,6 +418,7 @@ pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Err
         cursor: None,
         count_limit: limits.count_limit,
         filter: None,
+        sort: Vec::new(),
     })
 }
 

@@ -121,6 +121,7 @@ fn stored_item(item: &PreparedItem) -> StoredItem {
             datetime: item.datetime,
             collection: item.collection.clone(),
             id: item.id.clone(),
+            sort: Vec::new(),
         },
         content: item.content.clone(),
         extra_links: item.extra_links.clone(),

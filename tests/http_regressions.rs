@@ -199,6 +199,7 @@ async fn signed_cursor_with_odd_key(store: TestStore) {
                     datetime,
                     collection: collection.into(),
                     id: id.into(),
+                    sort: Vec::new(),
                 },
             };
             // `/search` without filters has the fingerprint of an empty query.

@@ -86,6 +86,7 @@ impl AppState {
         classes.extend_from_slice(crate::filter::CONFORMANCE);
         classes.extend_from_slice(crate::filter::QUERY_CONFORMANCE);
         classes.extend_from_slice(crate::fields::CONFORMANCE);
+        classes.extend_from_slice(crate::sort::CONFORMANCE);
         if self.writes_enabled() {
             classes.extend_from_slice(crate::transactions::CONFORMANCE);
         }
@@ -211,6 +212,11 @@ pub fn router(state: Arc<AppState>, http: HttpOptions) -> Router {
         .route("/collections/{collection_id}/items", get(items))
         .route("/collections/{collection_id}/items/{item_id}", get(item))
         .route("/queryables", get(queryables))
+        .route("/sortables", get(sortables))
+        .route(
+            "/collections/{collection_id}/sortables",
+            get(collection_sortables),
+        )
         .route(
             "/collections/{collection_id}/queryables",
             get(collection_queryables),
@@ -510,6 +516,39 @@ async fn collection_queryables(
         &types,
         state.queryables.as_ref(),
     );
+    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+}
+
+/// `GET /sortables`: the fields searches can sort on, across all collections.
+async fn sortables(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    let urls = Urls::new(&base_url(&state, &headers));
+    let types = state.store.property_types(&[]).await?;
+    let body = api::sortables(&urls.path("/sortables"), &types);
+    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+}
+
+/// `GET /collections/{collectionId}/sortables`: the fields one collection's items can sort on.
+async fn collection_sortables(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    PathParams(collection_id): PathParams<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    check_no_parameters(query.as_deref())?;
+    if state.store.collection(&collection_id).await?.is_none() {
+        return Err(collection_not_found(&collection_id));
+    }
+    let urls = Urls::new(&base_url(&state, &headers));
+    let types = state
+        .store
+        .property_types(std::slice::from_ref(&collection_id))
+        .await?;
+    let body = api::sortables(&format!("{}/sortables", urls.collection(&collection_id)), &types);
     Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
 }
 

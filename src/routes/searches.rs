@@ -30,13 +30,17 @@ async fn run_search(
     repeat: Repeat,
     collection: Option<&str>,
 ) -> Result<Response> {
-    if raw.has_filter() {
+    let sortby = raw.sortby.as_deref().unwrap_or_default();
+    if raw.has_filter() || crate::sort::needs_types(sortby) {
         // Types come from the searched collections, so a property that only
         // other collections have is reported as unknown.
         let types = state.store.property_types(&query.collections).await?;
         if let Some(expression) = raw.filter_expression(&types)? {
             query.filter = Some(Arc::new(crate::filter::resolve(&expression, &types)?));
         }
+        query.sort = crate::sort::resolve(sortby, &types)?;
+    } else {
+        query.sort = crate::sort::resolve(sortby, &Default::default())?;
     }
     if let Some(token) = raw.token.as_deref().filter(|t| !t.is_empty()) {
         query.cursor = Some(state.signer.decode(token, &query)?);

@@ -61,7 +61,7 @@ fn join(w: &mut Writer, parts: &[Condition], separator: &str) -> String {
     format!("({})", parts.join(separator))
 }
 
-fn column(column: Column) -> &'static str {
+pub(super) fn column(column: Column) -> &'static str {
     match column {
         Column::Id => "i.id",
         Column::Collection => "i.collection",
@@ -79,7 +79,7 @@ fn sqlite_path(name: &str) -> String {
 }
 
 /// Reads a property as `kind`, or NULL when its JSON type differs.
-fn property(w: &mut Writer, name: &str, kind: Kind) -> String {
+pub(super) fn property(w: &mut Writer, name: &str, kind: Kind) -> String {
     match w.dialect {
         Dialect::Postgres => {
             let key = w.bind(Arg::Text(name.to_string()));

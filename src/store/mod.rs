@@ -48,6 +48,9 @@ pub struct ItemQuery {
     pub count_limit: u64,
     /// A CQL2 filter on item properties.
     pub filter: Option<std::sync::Arc<crate::filter::PropertyFilter>>,
+    /// Sort order from the Sort extension; empty means the default order
+    /// (datetime descending). Collection and id always break ties.
+    pub sort: Vec<crate::sort::SortField>,
 }
 
 impl ItemQuery {
@@ -73,9 +76,9 @@ pub struct SpatialFilter {
     pub bbox: [f64; 4],
 }
 
-/// Sort key of an item in the default order: datetime descending, then
-/// collection and id ascending. Keyset pagination compares against it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Sort key of an item: the values of the sort fields (or datetime in the
+/// default order), then collection and id. Keyset pagination compares against it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SortKey {
     /// Start of the item's time span, microseconds since the Unix epoch.
     pub datetime: i64,
@@ -83,6 +86,26 @@ pub struct SortKey {
     pub collection: String,
     /// Item id.
     pub id: String,
+    /// Values of the requested sort fields, in order; empty in the default order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "s")]
+    pub sort: Vec<SortValue>,
+}
+
+/// The value of one sort field of an item.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum SortValue {
+    /// The item has no value of the field's type; such items sort last.
+    #[serde(rename = "z")]
+    Missing,
+    /// A number.
+    #[serde(rename = "n")]
+    Number(f64),
+    /// A string.
+    #[serde(rename = "s")]
+    Text(String),
+    /// An instant in microseconds since the Unix epoch.
+    #[serde(rename = "t")]
+    Time(i64),
 }
 
 /// Side of a sort key on which a page lies.
@@ -97,7 +120,7 @@ pub enum Direction {
 }
 
 /// A position in the result set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
     /// Whether the page comes after or before `key`.
     pub direction: Direction,

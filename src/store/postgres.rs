@@ -13,13 +13,15 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use super::pg_pools::{PgPools, Replica};
 use super::sql::{self, Arg, Dialect};
 use super::{
-    Backend, ConnectOptions, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection,
+    Backend, ConnectOptions, InsertMode, ItemQuery, ItemStream, SortKey, SortValue, StoredCollection,
     StoredItem, duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
+use crate::filter::Kind;
 use crate::filter::PropertyTypes;
 use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
+use crate::sort::SortField;
 use futures::TryStreamExt;
 use tokio::sync::mpsc::Sender;
 
@@ -167,12 +169,34 @@ impl PostgresStore {
     }
 
     fn decode_item(row: &PgRow) -> Result<StoredItem> {
+        Self::decode_sorted_item(row, &[])
+    }
+
+    /// Decodes an item with the values of the sort fields, selected as `s0`, `s1`, ...
+    fn decode_sorted_item(row: &PgRow, sort: &[SortField]) -> Result<StoredItem> {
+        let mut values = Vec::with_capacity(sort.len());
+        for (n, field) in sort.iter().enumerate() {
+            let column = format!("s{n}");
+            let value = match field.kind() {
+                Kind::Number => row
+                    .try_get::<Option<f64>, _>(column.as_str())?
+                    .map(SortValue::Number),
+                Kind::Time => row
+                    .try_get::<Option<DateTime<Utc>>, _>(column.as_str())?
+                    .map(|t| SortValue::Time(t.timestamp_micros())),
+                _ => row
+                    .try_get::<Option<String>, _>(column.as_str())?
+                    .map(SortValue::Text),
+            };
+            values.push(value.unwrap_or(SortValue::Missing));
+        }
         let datetime: DateTime<Utc> = row.try_get("datetime")?;
         Ok(StoredItem {
             key: SortKey {
                 collection: row.try_get("collection")?,
                 id: row.try_get("id")?,
                 datetime: datetime.timestamp_micros(),
+                sort: values,
             },
             content: row.try_get("content")?,
             extra_links: row.try_get("extra_links")?,
@@ -225,19 +249,23 @@ impl PostgresStore {
 
     /// Reads one page of items in order and sends them until the receiver is gone.
     async fn read_page(pools: PgPools, query: ItemQuery, sender: &Sender<Result<StoredItem>>) -> Result<()> {
-        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
         let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Postgres)
             .map_err(Error::Internal)?;
         let text = format!(
-            "SELECT {ITEM_COLUMNS} FROM stacd.items i {} {} LIMIT {}",
+            "SELECT {ITEM_COLUMNS}{} FROM stacd.items i {} {} LIMIT {}",
+            filter.select,
             filter.sql,
-            sql::order_by(direction),
+            filter.order,
             query.limit + 1
         );
         let mut connection = pools.read().await?;
         let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&mut *connection);
         while let Some(row) = rows.try_next().await? {
-            if sender.send(Ok(Self::decode_item(&row)?)).await.is_err() {
+            if sender
+                .send(Ok(Self::decode_sorted_item(&row, &query.sort)?))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

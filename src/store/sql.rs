@@ -4,8 +4,10 @@
 
 use geo::{Geometry, Intersects, Rect, coord};
 
+use crate::filter::Kind;
 use crate::geometry::to_wkb;
-use crate::store::{Cursor, Direction, ItemQuery};
+use crate::sort::{SortField, SortTarget};
+use crate::store::{Cursor, Direction, ItemQuery, SortValue};
 
 /// The SQL dialect to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,11 @@ pub enum Arg {
 pub struct Filter {
     /// The condition, starting with `WHERE`, or empty.
     pub sql: String,
+    /// The ORDER BY clause of a page.
+    pub order: String,
+    /// Extra SELECT columns `s0`, `s1`, ... with the sort field values, each
+    /// starting with a comma; empty in the default order.
+    pub select: String,
     /// Parameters in placeholder order.
     pub args: Vec<Arg>,
     /// Geometries an item must intersect (any of them); empty when there is
@@ -59,10 +66,15 @@ impl Filter {
     }
 }
 
+/// Collects the parameters of one statement and writes their placeholders.
+/// Placeholders are numbered (`$N` in PostgreSQL, `?N` in SQLite), so parts
+/// of the statement can be written in any order.
 pub(super) struct Writer {
     pub(super) dialect: Dialect,
     conditions: Vec<String>,
     pub(super) args: Vec<Arg>,
+    /// SQLite parameters bound so far; a text list takes one per element.
+    sqlite_count: usize,
 }
 
 impl Writer {
@@ -71,6 +83,7 @@ impl Writer {
             dialect,
             conditions: Vec::new(),
             args: Vec::new(),
+            sqlite_count: 0,
         }
     }
 
@@ -78,10 +91,20 @@ impl Writer {
     pub(super) fn bind(&mut self, arg: Arg) -> String {
         let placeholder = match (&arg, self.dialect) {
             (Arg::TextList(values), Dialect::Sqlite) => {
-                let list = vec!["?"; values.len().max(1)].join(", ");
-                format!("({list})")
+                let first = self.sqlite_count + 1;
+                self.sqlite_count += values.len();
+                let list: Vec<String> = (first..first + values.len()).map(|n| format!("?{n}")).collect();
+                // An empty list matches nothing.
+                if list.is_empty() {
+                    "(NULL)".to_string()
+                } else {
+                    format!("({})", list.join(", "))
+                }
             }
-            (_, Dialect::Sqlite) => "?".to_string(),
+            (_, Dialect::Sqlite) => {
+                self.sqlite_count += 1;
+                format!("?{}", self.sqlite_count)
+            }
             (_, Dialect::Postgres) => format!("${}", self.args.len() + 1),
         };
         self.args.push(arg);
@@ -191,21 +214,15 @@ pub fn filter_with_cursor(
         w.conditions.push(condition);
     }
 
-    // Keyset: strictly after (or before) the boundary item in the default order.
+    // Keyset: strictly after (or before) the boundary item in the sort order.
+    let direction = cursor.map_or(Direction::Next, |c| c.direction);
     if let Some(cursor) = cursor {
-        let (time_op, text_op) = match cursor.direction {
-            Direction::Next => ("<", ">"),
-            Direction::Prev => (">", "<"),
+        let condition = if query.sort.is_empty() {
+            default_keyset(&mut w, cursor)
+        } else {
+            sorted_keyset(&mut w, &query.sort, cursor)?
         };
-        let t1 = w.bind(Arg::Time(cursor.key.datetime));
-        let t2 = w.bind(Arg::Time(cursor.key.datetime));
-        let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
-        let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
-        let id = w.bind(Arg::Text(cursor.key.id.clone()));
-        w.conditions.push(format!(
-            "(i.datetime {time_op} {t1} OR (i.datetime = {t2} AND (i.collection {text_op} {c1} \
-             OR (i.collection = {c2} AND i.id {text_op} {id}))))"
-        ));
+        w.conditions.push(condition);
     }
 
     let sql = if w.conditions.is_empty() {
@@ -213,11 +230,132 @@ pub fn filter_with_cursor(
     } else {
         format!("WHERE {}", w.conditions.join(" AND "))
     };
+    let (order, select) = if query.sort.is_empty() {
+        (order_by(direction).to_string(), String::new())
+    } else {
+        sorted_order(&mut w, &query.sort, direction)
+    };
     Ok(Filter {
         sql,
+        order,
+        select,
         args: w.args,
         geometries: geometries.into_iter().map(|(g, _)| g).collect(),
     })
+}
+
+/// The keyset condition of the default order.
+fn default_keyset(w: &mut Writer, cursor: &Cursor) -> String {
+    let (time_op, text_op) = match cursor.direction {
+        Direction::Next => ("<", ">"),
+        Direction::Prev => (">", "<"),
+    };
+    let t1 = w.bind(Arg::Time(cursor.key.datetime));
+    let t2 = w.bind(Arg::Time(cursor.key.datetime));
+    let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
+    let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
+    let id = w.bind(Arg::Text(cursor.key.id.clone()));
+    format!(
+        "(i.datetime {time_op} {t1} OR (i.datetime = {t2} AND (i.collection {text_op} {c1} \
+         OR (i.collection = {c2} AND i.id {text_op} {id}))))"
+    )
+}
+
+/// The SQL value of a sort field; text compares bytewise in both stores.
+fn sort_expression(w: &mut Writer, field: &SortField) -> String {
+    match &field.target {
+        SortTarget::Column(column) => super::cql2_sql::column(*column).to_string(),
+        SortTarget::Property(name, kind) => {
+            let value = super::cql2_sql::property(w, name, *kind);
+            match (kind, w.dialect) {
+                (Kind::Text, Dialect::Postgres) => format!("({value} COLLATE \"C\")"),
+                _ => value,
+            }
+        }
+    }
+}
+
+/// The keyset condition of a requested sort: the rows after (or, for a
+/// `prev` page, before) the cursor, with missing values last.
+fn sorted_keyset(w: &mut Writer, sort: &[SortField], cursor: &Cursor) -> Result<String, String> {
+    if cursor.key.sort.len() != sort.len() {
+        return Err("the page token does not match the sort fields".into());
+    }
+    let forward = cursor.direction == Direction::Next;
+    // Built from the last field back, so each level wraps the ones after it.
+    let tie = if forward { ">" } else { "<" };
+    let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
+    let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
+    let id = w.bind(Arg::Text(cursor.key.id.clone()));
+    let mut rest = format!("(i.collection {tie} {c1} OR (i.collection = {c2} AND i.id {tie} {id}))");
+    for (field, value) in sort.iter().zip(&cursor.key.sort).rev() {
+        let ascending_in_read = field.descending != forward;
+        let op = if ascending_in_read { ">" } else { "<" };
+        let arg = match value {
+            SortValue::Missing => None,
+            SortValue::Number(n) => Some(Arg::Float(*n)),
+            SortValue::Text(t) => Some(Arg::Text(t.clone())),
+            SortValue::Time(t) => Some(Arg::Time(*t)),
+        };
+        rest = match (arg, forward) {
+            (None, true) => {
+                let e = sort_expression(w, field);
+                format!("(({e}) IS NULL AND {rest})")
+            }
+            (None, false) => {
+                let e1 = sort_expression(w, field);
+                let e2 = sort_expression(w, field);
+                format!("(({e1}) IS NOT NULL OR (({e2}) IS NULL AND {rest}))")
+            }
+            (Some(arg), true) => {
+                let (e1, e2, e3) = (
+                    sort_expression(w, field),
+                    sort_expression(w, field),
+                    sort_expression(w, field),
+                );
+                let (v1, v2) = (w.bind(arg.clone()), w.bind(arg));
+                format!("(({e1}) IS NULL OR {e2} {op} {v1} OR ({e3} = {v2} AND {rest}))")
+            }
+            (Some(arg), false) => {
+                let (e1, e2) = (sort_expression(w, field), sort_expression(w, field));
+                let (v1, v2) = (w.bind(arg.clone()), w.bind(arg));
+                format!("({e1} {op} {v1} OR ({e2} = {v2} AND {rest}))")
+            }
+        };
+    }
+    Ok(rest)
+}
+
+/// The ORDER BY clause and the extra SELECT columns of a requested sort.
+fn sorted_order(w: &mut Writer, sort: &[SortField], direction: Direction) -> (String, String) {
+    let forward = direction == Direction::Next;
+    let mut terms = Vec::new();
+    let mut select = String::new();
+    for (n, field) in sort.iter().enumerate() {
+        let expression = sort_expression(w, field);
+        if field.nullable() {
+            terms.push(format!(
+                "(({expression}) IS NULL) {}",
+                if forward { "ASC" } else { "DESC" }
+            ));
+        }
+        let ascending_in_read = field.descending != forward;
+        terms.push(format!(
+            "{expression} {}",
+            if ascending_in_read { "ASC" } else { "DESC" }
+        ));
+        let value = sort_expression(w, field);
+        // SQLite reads JSON integers as INTEGER, so numbers are cast to one type.
+        let value = match (field.kind(), w.dialect) {
+            (Kind::Number, Dialect::Sqlite) => format!("CAST({value} AS REAL)"),
+            _ => value,
+        };
+        select.push_str(&format!(", {value} AS s{n}"));
+    }
+    let tie = if forward { "ASC" } else { "DESC" };
+    terms.push(format!("i.collection {tie}"));
+    terms.push(format!("i.id {tie}"));
+    (format!("ORDER BY {}", terms.join(", ")), select)
 }
 
 /// Returns the ORDER BY clause for a page read in `direction`. Pages before a cursor
@@ -249,6 +387,7 @@ mod tests {
                 datetime: 5,
                 collection: "c".into(),
                 id: "' OR 1=1".into(),
+                sort: Vec::new(),
             },
         };
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {

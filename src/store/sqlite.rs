@@ -14,14 +14,16 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::sql::{self, Arg, Dialect};
 use super::{
-    Backend, Direction, InsertMode, ItemQuery, ItemStream, SortKey, StoredCollection, StoredItem,
+    Backend, InsertMode, ItemQuery, ItemStream, SortKey, SortValue, StoredCollection, StoredItem,
     duplicate_error, spawn_stream, write_miss,
 };
 use crate::error::{Error, Result};
+use crate::filter::Kind;
 use crate::filter::PropertyTypes;
 use crate::geometry::from_wkb;
 use crate::metrics::PoolStats;
 use crate::prepare::{PreparedCollection, PreparedItem};
+use crate::sort::SortField;
 use tokio::sync::mpsc::Sender;
 
 /// The SQLite catalog store.
@@ -118,11 +120,33 @@ impl SqliteStore {
     }
 
     fn decode_item(row: &SqliteRow) -> Result<StoredItem> {
+        Self::decode_sorted_item(row, &[])
+    }
+
+    /// Decodes an item with the values of the sort fields, selected as `s0`, `s1`, ...
+    fn decode_sorted_item(row: &SqliteRow, sort: &[SortField]) -> Result<StoredItem> {
+        let mut values = Vec::with_capacity(sort.len());
+        for (n, field) in sort.iter().enumerate() {
+            let column = format!("s{n}");
+            let value = match field.kind() {
+                Kind::Number => row
+                    .try_get::<Option<f64>, _>(column.as_str())?
+                    .map(SortValue::Number),
+                Kind::Time => row
+                    .try_get::<Option<i64>, _>(column.as_str())?
+                    .map(SortValue::Time),
+                _ => row
+                    .try_get::<Option<String>, _>(column.as_str())?
+                    .map(SortValue::Text),
+            };
+            values.push(value.unwrap_or(SortValue::Missing));
+        }
         Ok(StoredItem {
             key: SortKey {
                 collection: row.try_get("collection")?,
                 id: row.try_get("id")?,
                 datetime: row.try_get("datetime")?,
+                sort: values,
             },
             content: row.try_get("content")?,
             extra_links: row.try_get("extra_links")?,
@@ -175,7 +199,6 @@ impl SqliteStore {
         query: ItemQuery,
         sender: &Sender<Result<StoredItem>>,
     ) -> Result<()> {
-        let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
         let wanted = query.limit + 1;
         let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Sqlite)
             .map_err(Error::Internal)?;
@@ -187,11 +210,12 @@ impl SqliteStore {
             format!("LIMIT {wanted}")
         };
         let text = format!(
-            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links, i.etag{geometry} \
+            "SELECT i.collection, i.id, i.datetime, i.content, i.extra_links, i.etag{geometry}{sort} \
              FROM items i {where_} {order} {limit}",
             geometry = if spatial { ", i.geometry" } else { "" },
+            sort = filter.select,
             where_ = filter.sql,
-            order = sql::order_by(direction),
+            order = filter.order,
         );
         let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&pool);
         let mut sent = 0;
@@ -207,7 +231,11 @@ impl SqliteStore {
                     continue;
                 }
             }
-            if sender.send(Ok(Self::decode_item(&row)?)).await.is_err() {
+            if sender
+                .send(Ok(Self::decode_sorted_item(&row, &query.sort)?))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
             sent += 1;
