@@ -545,7 +545,7 @@ mod tests {
 
     #[test]
     fn unsupported_extension_is_explicit() {
-        let error = from_query_string("sortby=-datetime", Endpoint::Search).unwrap_err();
+        let error = from_query_string("q=drone", Endpoint::Search).unwrap_err();
         assert!(matches!(error, Error::NotImplemented(_)), "{error}");
     }
 

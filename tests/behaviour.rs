@@ -442,7 +442,7 @@ async fn bad_input_gets_json_errors(store: TestStore) {
         ("/search?unknown=1", "unknown"),
         ("/collections/survey/items?collections=x", "collections"),
         ("/collections/survey/items?foo=bar", "foo"),
-        ("/search?sortby=-datetime", "sortby"),
+        ("/search?sortby=cloud_cover", "sortby"),
         ("/collections?limit=-4&bogus=1", "bogus"),
     ];
     for (uri, named) in cases {
