@@ -371,7 +371,7 @@ run_store() {
 
   run_step "$store/stac-validator" "$LIMIT_VALIDATOR" \
     env OUT="$LOG_DIR/$store-stac-validator" VALIDATOR_TOKEN="$WRITE_TOKEN" \
-    CLASSES="core collections features item-search filter item-search#fields item-search#query transaction" \
+    CLASSES="core collections features item-search filter item-search#fields item-search#query item-search#sort transaction" \
     "$HERE/stac-validator.sh" "$root_url" "$STAC_TOOLS_DIR" || true
   run_step "$store/cql2-table" "$LIMIT_PYSTAC" \
     "$HERE/cql2-table.sh" "$root_url" "$STAC_DATA_DIR" || true
