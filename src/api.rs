@@ -340,6 +340,48 @@ pub fn collections(urls: &Urls, collections: &[StoredCollection]) -> String {
     out
 }
 
+/// Builds a page of a collection search: the collections (projected when
+/// `fields` was given), the page links and the counts.
+pub fn collection_page(
+    urls: &Urls,
+    page: &crate::collection_search::CollectionPage,
+    next: Option<String>,
+) -> String {
+    let mut out = String::with_capacity(4096 * (page.collections.len() + 1));
+    out.push_str("{\"collections\":[");
+    for (i, (collection, projected)) in page.collections.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match projected {
+            Some(members) => {
+                let projected = StoredCollection {
+                    content: Value::Object(members.clone()).to_string(),
+                    ..collection.clone()
+                };
+                write_collection(urls, &projected, &mut out);
+            }
+            None => write_collection(urls, collection, &mut out),
+        }
+    }
+    out.push_str("],\"links\":");
+    let mut links = vec![
+        link("self", urls.path("/collections"), "application/json"),
+        link("root", urls.root(), "application/json"),
+        link("parent", urls.root(), "application/json"),
+    ];
+    if let Some(next) = next {
+        links.push(link("next", next, "application/json"));
+    }
+    out.push_str(&Value::Array(links).to_string());
+    out.push_str(&format!(
+        ",\"numberMatched\":{},\"numberReturned\":{}}}",
+        page.matched,
+        page.collections.len()
+    ));
+    out
+}
+
 /// Writes one item document with its links.
 pub fn write_item(urls: &Urls, item: &StoredItem, out: &mut String) {
     let collection = &item.key.collection;

@@ -194,7 +194,8 @@ impl Fields {
     }
 }
 
-fn copy_path(source: &Map<String, Value>, target: &mut Map<String, Value>, path: &[String]) {
+/// Copies the member at `path` from `source` into `target`, creating the objects on the way.
+pub(crate) fn copy_path(source: &Map<String, Value>, target: &mut Map<String, Value>, path: &[String]) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
@@ -217,7 +218,8 @@ fn copy_path(source: &Map<String, Value>, target: &mut Map<String, Value>, path:
     }
 }
 
-fn remove_path(target: &mut Map<String, Value>, path: &[String]) {
+/// Removes the member at `path`, when it exists.
+pub(crate) fn remove_path(target: &mut Map<String, Value>, path: &[String]) {
     match path {
         [] => {}
         [last] => {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod collection_search;
 pub mod datetime;
 pub mod error;
 pub mod fields;
@@ -23,6 +24,7 @@ pub mod server;
 pub mod sort;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod transactions;
 
 pub use error::{Error, Result};

@@ -275,6 +275,9 @@ fn fingerprint(query: &ItemQuery) -> String {
     for field in &query.sort {
         feed("s", &field.describe());
     }
+    if let Some(text) = &query.text {
+        feed("q", &text.describe());
+    }
     URL_SAFE_NO_PAD.encode(&hasher.finalize()[..12])
 }
 

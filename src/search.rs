@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::fields::Fields;
 use crate::filter::{Language, PropertyTypes};
 use crate::sort::RequestedSort;
+use crate::text::TextQuery;
 use geo::CoordsIter;
 
 use crate::geometry::{envelope, parse_geojson};
@@ -64,9 +65,6 @@ const CRS84: &[&str] = &[
     "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
 ];
 
-/// Parameters of STAC API extensions that this server does not implement yet.
-const UNSUPPORTED_PARAMETERS: &[&str] = &["q"];
-
 /// A search before validation: each member as the client sent it.
 #[derive(Debug, Default, Clone)]
 pub struct RawSearch {
@@ -94,6 +92,8 @@ pub struct RawSearch {
     pub fields: Option<Fields>,
     /// Sort fields, from the Sort extension.
     pub sortby: Option<Vec<RequestedSort>>,
+    /// Free-text query.
+    pub q: Option<TextQuery>,
 }
 
 impl RawSearch {
@@ -146,12 +146,13 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         .map_err(|e| Error::InvalidParameter(format!("invalid query string: {e}")))?;
 
     let mut unknown = Vec::new();
-    let mut unsupported = Vec::new();
     let mut token = None;
     let mut query = None;
+    let mut q = None;
     for (key, value) in &get.items.additional_fields {
         match key.as_str() {
             "token" => token = Some(value.clone()),
+            "q" => q = Some(crate::text::from_query(value)?),
             "query" => {
                 query = Some(serde_json::from_str(value).map_err(|e| {
                     Error::parameter("query", value, format!("expected a JSON object ({e})"))
@@ -159,7 +160,6 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
             }
             "crs" | "bbox-crs" => check_crs(key, value)?,
             k if IGNORED_PARAMETERS.contains(&k) => {}
-            k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
             k => unknown.push(k.to_string()),
         }
     }
@@ -194,7 +194,6 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         }
     }
     reject_unknown(&unknown, endpoint)?;
-    reject_unsupported(&unsupported)?;
 
     let bbox = get
         .items
@@ -232,6 +231,7 @@ pub fn from_query_string(query: &str, endpoint: Endpoint<'_>) -> Result<RawSearc
         query,
         fields,
         sortby,
+        q,
     })
 }
 
@@ -270,20 +270,9 @@ fn reject_unknown(unknown: &[String], endpoint: Endpoint<'_>) -> Result<(), Erro
     )))
 }
 
-fn reject_unsupported(unsupported: &[String]) -> Result<(), Error> {
-    if unsupported.is_empty() {
-        return Ok(());
-    }
-    Err(Error::NotImplemented(format!(
-        "parameter(s) not supported by this server: {}; see /conformance for the supported classes",
-        unsupported.join(", ")
-    )))
-}
-
 /// Reads a POST `/search` body into a [`RawSearch`].
 pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
     let mut raw = RawSearch::default();
-    let mut unsupported = Vec::new();
     for (key, value) in body {
         if value.is_null() && key == "fields" {
             return Err(Error::parameter(
@@ -313,15 +302,14 @@ pub fn from_body(body: &Map<String, Value>) -> Result<RawSearch, Error> {
             "query" => raw.query = Some(value.clone()),
             "fields" => raw.fields = Some(Fields::from_body(value)?),
             "sortby" => raw.sortby = Some(crate::sort::from_body(value)?),
+            "q" => raw.q = Some(crate::text::from_body(value)?),
             "filter-lang" => raw.filter_language = Some(Language::parse(&string_member(key, value)?)?),
             "filter-crs" => crate::filter::check_crs(&string_member(key, value)?)?,
-            k if UNSUPPORTED_PARAMETERS.contains(&k) => unsupported.push(k.to_string()),
             // Other members, such as `conf` or vendor hints, do not select items. They are
             // ignored, as the STAC API allows, and kept in the body that `next` links send back.
             _ => {}
         }
     }
-    reject_unsupported(&unsupported)?;
     Ok(raw)
 }
 
@@ -418,6 +406,7 @@ pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Err
         cursor: None,
         count_limit: limits.count_limit,
         filter: None,
+        text: raw.q.clone(),
         sort: Vec::new(),
     })
 }
@@ -541,12 +530,6 @@ mod tests {
         assert!(error.to_string().contains("ids"));
         assert!(from_query_string("collections=c", Endpoint::Items("c")).is_ok());
         assert!(from_query_string("collections=d", Endpoint::Items("c")).is_err());
-    }
-
-    #[test]
-    fn unsupported_extension_is_explicit() {
-        let error = from_query_string("q=drone", Endpoint::Search).unwrap_err();
-        assert!(matches!(error, Error::NotImplemented(_)), "{error}");
     }
 
     #[test]

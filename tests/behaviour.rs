@@ -443,15 +443,10 @@ async fn bad_input_gets_json_errors(store: TestStore) {
         ("/collections/survey/items?collections=x", "collections"),
         ("/collections/survey/items?foo=bar", "foo"),
         ("/search?sortby=cloud_cover", "sortby"),
-        ("/collections?limit=-4&bogus=1", "bogus"),
+        ("/collections?limit=2&bogus=1", "bogus"),
     ];
     for (uri, named) in cases {
         let answer = get(&app, uri).await;
-        if uri.starts_with("/collections?") {
-            // The collections list takes no parameters besides f.
-            assert_eq!(answer.status, StatusCode::OK, "{uri}");
-            continue;
-        }
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
         let error = answer.json();
         assert!(error["code"].is_string(), "{uri}");

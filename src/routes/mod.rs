@@ -87,6 +87,8 @@ impl AppState {
         classes.extend_from_slice(crate::filter::QUERY_CONFORMANCE);
         classes.extend_from_slice(crate::fields::CONFORMANCE);
         classes.extend_from_slice(crate::sort::CONFORMANCE);
+        classes.extend_from_slice(crate::text::CONFORMANCE);
+        classes.extend_from_slice(crate::collection_search::CONFORMANCE);
         if self.writes_enabled() {
             classes.extend_from_slice(crate::transactions::CONFORMANCE);
         }
@@ -557,11 +559,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     crate::metrics::render(&state.store.pool_stats())
 }
 
-/// `GET /collections` (OGC API Features `/req/core/fc-md-success`).
-async fn collections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
+/// `GET /collections` (OGC API Features `/req/core/fc-md-success`), with
+/// collection search when the request has parameters.
+async fn collections(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
     let urls = Urls::new(&base_url(&state, &headers));
+    let query = query.unwrap_or_default();
+    let search = crate::collection_search::from_query_string(&query, state.limits.max_limit)?;
     let collections = state.store.collections().await?;
-    let body = api::collections(&urls, &collections);
+    let page = crate::collection_search::run(&search, collections)?;
+    let next = page.next.as_ref().map(|token| {
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k != "token")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        pairs.push(("token".into(), token.clone()));
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}?{encoded}", urls.path("/collections"))
+    });
+    let body = api::collection_page(&urls, &page, next);
     Ok(conditional(&headers, "application/json", body, None))
 }
 

@@ -48,6 +48,8 @@ pub struct ItemQuery {
     pub count_limit: u64,
     /// A CQL2 filter on item properties.
     pub filter: Option<std::sync::Arc<crate::filter::PropertyFilter>>,
+    /// A free-text query (`q`).
+    pub text: Option<crate::text::TextQuery>,
     /// Sort order from the Sort extension; empty means the default order
     /// (datetime descending). Collection and id always break ties.
     pub sort: Vec<crate::sort::SortField>,
@@ -62,6 +64,7 @@ impl ItemQuery {
             && self.intersects.is_none()
             && self.datetime.is_none()
             && self.filter.is_none()
+            && self.text.is_none()
     }
 }
 

@@ -8,6 +8,7 @@ use crate::filter::Kind;
 use crate::geometry::to_wkb;
 use crate::sort::{SortField, SortTarget};
 use crate::store::{Cursor, Direction, ItemQuery, SortValue};
+use crate::text::TextQuery;
 
 /// The SQL dialect to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +215,12 @@ pub fn filter_with_cursor(
         w.conditions.push(condition);
     }
 
+    // Free text: whole words in the full-text index.
+    if let Some(text) = &query.text {
+        let condition = text_condition(&mut w, text);
+        w.conditions.push(condition);
+    }
+
     // Keyset: strictly after (or before) the boundary item in the sort order.
     let direction = cursor.map_or(Direction::Next, |c| c.direction);
     if let Some(cursor) = cursor {
@@ -242,6 +249,31 @@ pub fn filter_with_cursor(
         args: w.args,
         geometries: geometries.into_iter().map(|(g, _)| g).collect(),
     })
+}
+
+/// The condition of a free-text query: each phrase is one full-text match.
+fn text_condition(w: &mut Writer, text: &TextQuery) -> String {
+    let join = |w: &mut Writer, parts: &[TextQuery], separator: &str| {
+        let parts: Vec<String> = parts.iter().map(|p| text_condition(w, p)).collect();
+        format!("({})", parts.join(separator))
+    };
+    match text {
+        TextQuery::Phrase(words) => match w.dialect {
+            Dialect::Postgres => {
+                let p = w.bind(Arg::Text(words.join(" ")));
+                format!("i.search @@ phraseto_tsquery('simple', {p})")
+            }
+            Dialect::Sqlite => {
+                // An FTS5 string is a phrase; the words hold only letters and digits.
+                let phrase = format!("\"{}\"", words.join(" ").replace('"', "\"\""));
+                let p = w.bind(Arg::Text(phrase));
+                format!("i.pk IN (SELECT rowid FROM items_fts WHERE items_fts MATCH {p})")
+            }
+        },
+        TextQuery::And(parts) => join(w, parts, " AND "),
+        TextQuery::Or(parts) => join(w, parts, " OR "),
+        TextQuery::Not(inner) => format!("(NOT {})", text_condition(w, inner)),
+    }
 }
 
 /// The keyset condition of the default order.

@@ -54,6 +54,13 @@ fn migrator() -> sqlx::migrate::Migrator {
             include_str!("../../migrations/sqlite/0002_item_properties.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "free text".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0003_free_text.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
