@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs pystac_client_paging.py (paging, bbox, datetime, ids and intersects searches
-# through pystac-client) against a stacd root URL, in the Python venv that
+# through pystac-client) and pystac_client_extensions.py (filter, sortby, fields,
+# query and collection search) against a stacd root URL, in the Python venv that
 # STAC_TOOLS_DIR/venv.sh creates. STAC_TOOLS_DIR/offline goes on PYTHONPATH, so the
 # Python process refuses every connection that does not go to a loopback address.
 #
@@ -29,6 +30,7 @@ export PYTHONPATH="$tools_dir/offline${PYTHONPATH:+:$PYTHONPATH}"
 export ANCHOR_GUARD_LOG="$guard_log"
 rc=0
 "$venv/bin/python" -W ignore "$here/pystac_client_paging.py" "$root_url" "$data_dir" || rc=$?
+"$venv/bin/python" -W ignore "$here/pystac_client_extensions.py" "$root_url" "$data_dir" || rc=$?
 
 if [ -s "$guard_log" ]; then
   echo "requests to non-loopback hosts that the offline guard refused:"

@@ -59,7 +59,7 @@ pub struct CollectionPage {
     pub next: Option<String>,
 }
 
-/// Parameters that select collections, besides the paging ones.
+/// Query parameters that `/collections` accepts.
 const PARAMETERS: &[&str] = &[
     "bbox",
     "datetime",

@@ -45,7 +45,7 @@ const DEFAULT: &[&str] = &[
     "properties.datetime",
 ];
 
-/// Most paths a request may name.
+/// Maximum number of paths in one request.
 const MAX_PATHS: usize = 256;
 
 /// Members that a non-empty `include` list always keeps.

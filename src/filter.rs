@@ -34,11 +34,11 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 ];
 
-/// The most nested operations a filter may have, so a hostile filter cannot
+/// Maximum nesting of operations in a filter, so a hostile filter cannot
 /// exhaust the stack or produce a statement too large for the database.
 const MAX_DEPTH: usize = 64;
 
-/// The most operands and list entries a filter may have in all.
+/// Maximum number of operands and list entries in one filter.
 const MAX_NODES: usize = 10_000;
 
 /// Value types of CQL2 operands.

@@ -19,7 +19,7 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
 ];
 
-/// Most sort fields a request may give.
+/// Maximum number of sort fields in one request.
 const MAX_FIELDS: usize = 8;
 
 /// What a sort field reads.

@@ -22,7 +22,7 @@ pub const CONFORMANCE: &[&str] = &[
     "https://api.stacspec.org/v1.0.0-rc.1/collection-search#advanced-free-text",
 ];
 
-/// Most terms a query may have.
+/// Maximum number of terms in one query.
 const MAX_TERMS: usize = 64;
 
 /// A parsed free-text query.
