@@ -326,7 +326,42 @@ async fn queryables_list_stored_properties(store: TestStore) {
     assert_eq!(id_set(&answer), expected(&["n4"]));
 }
 
+async fn operator_schemas_override_discovered_ones(store: TestStore) {
+    let _ = fixture(&store).await;
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "platform".into(),
+        json!({"type": "string", "description": "Aircraft model", "enum": ["Drone-A", "drone-b", "plane"]}),
+    );
+    let state = std::sync::Arc::new(stacd::routes::AppState {
+        signer: stacd::paging::TokenSigner::new(store.store.secret().await.unwrap()),
+        store: store.store.clone(),
+        limits: SearchLimits::default(),
+        info: stacd::api::CatalogInfo {
+            id: "test".into(),
+            title: "Test".into(),
+            description: "Test".into(),
+        },
+        public_url: None,
+        tokens: None,
+        private_reads: false,
+        body_limit: 1024 * 1024,
+        max_bulk_items: 100,
+        checks: Default::default(),
+        operations: std::sync::Arc::new(Default::default()),
+        queryables: Some(extra),
+    });
+    let app = stacd::routes::router(state, stacd::routes::HttpOptions::default());
+    let schema = get(&app, "/queryables").await.json();
+    assert_eq!(schema["properties"]["platform"]["description"], "Aircraft model");
+    assert_eq!(
+        schema["properties"]["gsd"]["type"], "number",
+        "discovered properties stay"
+    );
+}
+
 on_both_stores!("stacd_filter_";
+    operator_schemas_override_discovered_ones,
     cql2_text_cases,
     cql2_json_and_text_bodies,
     filter_pages_keep_the_filter,

@@ -170,6 +170,11 @@ async fn compression_follows_accept_encoding(store: TestStore) {
     let answer = get_with(&app, uri, &[("accept-encoding", "gzip;q=0.5, zstd;q=1.0")]).await;
     assert_eq!(header_text(&answer, header::CONTENT_ENCODING), "zstd");
 
+    // A wildcard names no coding, so the body stays as it is.
+    let answer = get_with(&app, uri, &[("accept-encoding", "*")]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(!answer.headers.contains_key(header::CONTENT_ENCODING));
+
     // Small bodies stay as they are.
     let small = get_with(&app, "/health", &[("accept-encoding", "gzip")]).await;
     assert!(!small.headers.contains_key(header::CONTENT_ENCODING));

@@ -144,6 +144,25 @@ fn compression(min_bytes: u16) -> CompressionLayer<impl Predicate> {
         .compress_when(predicate)
 }
 
+/// Drops an `Accept-Encoding` that names no coding, such as `*`. RFC 9110
+/// lets a server pick any coding for `*`, but pystac reads through urllib,
+/// which does not decompress, and stac-api-validator 0.6.8 sends `*` on its
+/// behalf; like nginx, stacd compresses only for codings the client names.
+async fn compress_only_named_codings(mut request: Request) -> Request {
+    let named = request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|coding| coding.split(';').next().unwrap_or("").trim())
+        .any(|coding| !coding.is_empty() && coding != "*" && !coding.eq_ignore_ascii_case("identity"));
+    if !named {
+        request.headers_mut().remove(header::ACCEPT_ENCODING);
+    }
+    request
+}
+
 /// Builds the application router with its middleware.
 pub fn router(state: Arc<AppState>, http: HttpOptions) -> Router {
     let HttpOptions {
@@ -251,7 +270,9 @@ pub fn router(state: Arc<AppState>, http: HttpOptions) -> Router {
         .with_state(state)
         .layer(cors);
     let routes = match compression_min_bytes {
-        Some(min_bytes) => routes.layer(compression(min_bytes)),
+        Some(min_bytes) => routes
+            .layer(compression(min_bytes))
+            .layer(middleware::map_request(compress_only_named_codings)),
         None => routes,
     };
     routes
