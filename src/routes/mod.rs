@@ -505,17 +505,63 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// The two property schema documents of OGC API Features Parts 3 and 5.
+#[derive(Clone, Copy)]
+enum PropertySchema {
+    /// What filters can use.
+    Queryables,
+    /// What `sortby` can use.
+    Sortables,
+}
+
+/// Sends a queryables or sortables document, for all collections or one.
+async fn property_schema(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    collection_id: Option<&str>,
+    kind: PropertySchema,
+) -> Result<Response> {
+    check_no_parameters(query)?;
+    let urls = Urls::new(&base_url(state, headers));
+    let name = match kind {
+        PropertySchema::Queryables => "queryables",
+        PropertySchema::Sortables => "sortables",
+    };
+    let (id, collections) = match collection_id {
+        Some(collection_id) => {
+            if state.store.collection(collection_id).await?.is_none() {
+                return Err(collection_not_found(collection_id));
+            }
+            (
+                format!("{}/{name}", urls.collection(collection_id)),
+                vec![collection_id.to_string()],
+            )
+        }
+        None => (urls.path(&format!("/{name}")), Vec::new()),
+    };
+    let types = state.store.property_types(&collections).await?;
+    let body = match kind {
+        PropertySchema::Queryables => api::queryables(&id, &types, state.queryables.as_ref()),
+        PropertySchema::Sortables => api::sortables(&id, &types),
+    };
+    Ok(conditional(headers, api::SCHEMA_JSON, body, None))
+}
+
 /// `GET /queryables`: the properties that filters can use, across all collections.
 async fn queryables(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    check_no_parameters(query.as_deref())?;
-    let urls = Urls::new(&base_url(&state, &headers));
-    let types = state.store.property_types(&[]).await?;
-    let body = api::queryables(&urls.path("/queryables"), &types, state.queryables.as_ref());
-    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+    property_schema(
+        &state,
+        &headers,
+        query.as_deref(),
+        None,
+        PropertySchema::Queryables,
+    )
+    .await
 }
 
 /// `GET /collections/{collectionId}/queryables`: the properties of one collection's items.
@@ -525,21 +571,15 @@ async fn collection_queryables(
     PathParams(collection_id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    check_no_parameters(query.as_deref())?;
-    if state.store.collection(&collection_id).await?.is_none() {
-        return Err(collection_not_found(&collection_id));
-    }
-    let urls = Urls::new(&base_url(&state, &headers));
-    let types = state
-        .store
-        .property_types(std::slice::from_ref(&collection_id))
-        .await?;
-    let body = api::queryables(
-        &urls.queryables(&collection_id),
-        &types,
-        state.queryables.as_ref(),
-    );
-    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+    let collection = Some(collection_id.as_str());
+    property_schema(
+        &state,
+        &headers,
+        query.as_deref(),
+        collection,
+        PropertySchema::Queryables,
+    )
+    .await
 }
 
 /// `GET /sortables`: the fields searches can sort on, across all collections.
@@ -548,11 +588,14 @@ async fn sortables(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    check_no_parameters(query.as_deref())?;
-    let urls = Urls::new(&base_url(&state, &headers));
-    let types = state.store.property_types(&[]).await?;
-    let body = api::sortables(&urls.path("/sortables"), &types);
-    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+    property_schema(
+        &state,
+        &headers,
+        query.as_deref(),
+        None,
+        PropertySchema::Sortables,
+    )
+    .await
 }
 
 /// `GET /collections/{collectionId}/sortables`: the fields one collection's items can sort on.
@@ -562,17 +605,15 @@ async fn collection_sortables(
     PathParams(collection_id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    check_no_parameters(query.as_deref())?;
-    if state.store.collection(&collection_id).await?.is_none() {
-        return Err(collection_not_found(&collection_id));
-    }
-    let urls = Urls::new(&base_url(&state, &headers));
-    let types = state
-        .store
-        .property_types(std::slice::from_ref(&collection_id))
-        .await?;
-    let body = api::sortables(&format!("{}/sortables", urls.collection(&collection_id)), &types);
-    Ok(conditional(&headers, api::SCHEMA_JSON, body, None))
+    let collection = Some(collection_id.as_str());
+    property_schema(
+        &state,
+        &headers,
+        query.as_deref(),
+        collection,
+        PropertySchema::Sortables,
+    )
+    .await
 }
 
 /// `GET /metrics`: Prometheus metrics.
