@@ -34,12 +34,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -47,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgcluster import ClusterSet
-from stacd_process import HOST, Checks, Server, SetupError, child_environment
+from stacd_process import HOST, Checks, Server, SetupError, child_environment, run_script
 
 # Request logs at info level show the status of every request next to the store errors.
 RUST_LOG = "info,sqlx=warn"
@@ -357,31 +354,7 @@ def run_test(checks: Checks, binary: str, work: Path) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    if not (os.path.isfile(sys.argv[1]) and os.access(sys.argv[1], os.X_OK)):
-        print(f"database-stop.py: BINARY is not an executable file: {sys.argv[1]}", file=sys.stderr)
-        return 2
-
-    work = Path(tempfile.mkdtemp(prefix="stacd-database-stop-"))
-    # A copy, because the original may be rebuilt in place while the test runs.
-    binary = str(work / "stacd")
-    shutil.copy2(sys.argv[1], binary)
-    checks = Checks()
-    started = time.monotonic()
-    try:
-        run_test(checks, binary, work)
-    except (SetupError, OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
-        print(f"ERROR {e}", flush=True)
-        checks.failed += 1
-    print(f"took {time.monotonic() - started:.1f} s")
-    if checks.failed:
-        print(f"logs are in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return run_script("database-stop.py", __doc__.split("\n\n")[1], run_test)
 
 
 if __name__ == "__main__":

@@ -38,17 +38,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
 from pgcluster import Cluster, ClusterSet
-from stacd_process import HOST, Checks, Server, SetupError, child_environment, new_token
+from stacd_process import HOST, Checks, Server, SetupError, child_environment, new_token, run_script
 
 RUST_LOG = "info,sqlx=warn"
 
@@ -353,31 +350,7 @@ def run_test(checks: Checks, binary: str, work: Path) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    if not (os.path.isfile(sys.argv[1]) and os.access(sys.argv[1], os.X_OK)):
-        print(f"replica-routing.py: BINARY is not an executable file: {sys.argv[1]}", file=sys.stderr)
-        return 2
-
-    work = Path(tempfile.mkdtemp(prefix="stacd-replica-routing-"))
-    # A copy, because the original may be rebuilt in place while the test runs.
-    binary = str(work / "stacd")
-    shutil.copy2(sys.argv[1], binary)
-    checks = Checks()
-    started = time.monotonic()
-    try:
-        run_test(checks, binary, work)
-    except (SetupError, OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
-        print(f"ERROR {e}", flush=True)
-        checks.failed += 1
-    print(f"took {time.monotonic() - started:.1f} s")
-    if checks.failed:
-        print(f"logs are in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return run_script("replica-routing.py", __doc__.split("\n\n")[1], run_test)
 
 
 if __name__ == "__main__":

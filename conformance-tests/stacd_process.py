@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -140,3 +143,36 @@ class Server:
                 os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=STOP_TIMEOUT_S)
         self.log.close()
+
+
+def run_script(name: str, usage: str, run_test: Callable[[Checks, str, Path], None]) -> int:
+    """Run a test script's `run_test(checks, binary, work)` on a copy of BINARY (sys.argv[1]).
+
+    The copy lives in a fresh temporary folder, because the original may be rebuilt in
+    place while the test runs. The folder is kept for its logs when a check failed.
+    Prints the closing 'N passed, N failed' and returns the exit status.
+    """
+    if len(sys.argv) != 2:
+        print(usage, file=sys.stderr)
+        return 2
+    if not (os.path.isfile(sys.argv[1]) and os.access(sys.argv[1], os.X_OK)):
+        print(f"{name}: BINARY is not an executable file: {sys.argv[1]}", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix=f"stacd-{Path(name).stem}-"))
+    binary = str(work / "stacd")
+    shutil.copy2(sys.argv[1], binary)
+    checks = Checks()
+    started = time.monotonic()
+    try:
+        run_test(checks, binary, work)
+    except (SetupError, OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+        print(f"ERROR {e}", flush=True)
+        checks.failed += 1
+    print(f"took {time.monotonic() - started:.1f} s")
+    if checks.failed:
+        print(f"logs are in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{checks.passed} passed, {checks.failed} failed")
+    return 1 if checks.failed else 0
