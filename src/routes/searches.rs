@@ -69,16 +69,14 @@ async fn run_search(
             estimate,
         )
     } else {
-        let counting = {
-            let (store, query) = (state.store.clone(), query.clone());
-            tokio::spawn(async move { store.count(&query).await })
-        };
+        // The count runs first and returns its connection before the page
+        // stream takes one. Run side by side, each request held two connections,
+        // and at the pool limit every request could hold its stream's connection
+        // while it waited for a second one for the count.
+        let (matched, estimate) = state.store.count(&query).await?;
         let mut rows = state.store.page_items(&query);
         // The first row is awaited here so that a failing query still gets an error status.
         let first = rows.next().await.transpose()?;
-        let (matched, estimate) = counting
-            .await
-            .map_err(|e| Error::Internal(format!("count task failed: {e}")))??;
         let writer = PageWriter {
             rows,
             fields: raw.fields.clone(),
