@@ -319,27 +319,6 @@ pub fn write_collection(urls: &Urls, collection: &StoredCollection, out: &mut St
     );
 }
 
-/// Builds the `/collections` document.
-pub fn collections(urls: &Urls, collections: &[StoredCollection]) -> String {
-    let mut out = String::with_capacity(4096 * (collections.len() + 1));
-    out.push_str("{\"collections\":[");
-    for (i, collection) in collections.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_collection(urls, collection, &mut out);
-    }
-    out.push_str("],\"links\":");
-    let links = [
-        link("self", urls.path("/collections"), "application/json"),
-        link("root", urls.root(), "application/json"),
-        link("parent", urls.root(), "application/json"),
-    ];
-    out.push_str(&Value::Array(links.to_vec()).to_string());
-    out.push('}');
-    out
-}
-
 /// Builds a page of a collection search: the collections (projected when
 /// `fields` was given), the page links and the counts.
 pub fn collection_page(

@@ -222,8 +222,8 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// The JSON types of item properties in `collections` (all when empty),
-    /// by property name: the queryables and the types filters are checked against.
+    /// Reads the JSON types of item properties in `collections` (all when
+    /// empty), by property name. Queryables and filter type checks use them.
     async fn property_types(&self, collections: &[String]) -> Result<crate::filter::PropertyTypes>;
 
     /// Connection counts of the store's pools, for `/metrics`.
@@ -298,6 +298,26 @@ pub trait Backend: Send + Sync + 'static {
     /// `Error::Conflict` naming the ids when `mode` is `Insert` and some exist,
     /// and with `Error::NotFound` when a collection does not exist.
     async fn insert_items(&self, items: &[PreparedItem], mode: InsertMode) -> Result<u64>;
+}
+
+/// Builds a migrator from `(version, description, SQL)` of each migration, in order.
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (created when

@@ -37,29 +37,21 @@ pub struct SqliteStore {
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
-    use sqlx::SqlSafeStr;
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![
-        Migration::new(
+    super::migrator(&[
+        (
             1,
-            "catalog".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0001_catalog.sql").into_sql_str(),
-            false,
+            "catalog",
+            include_str!("../../migrations/sqlite/0001_catalog.sql"),
         ),
-        Migration::new(
+        (
             2,
-            "item properties".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0002_item_properties.sql").into_sql_str(),
-            false,
+            "item properties",
+            include_str!("../../migrations/sqlite/0002_item_properties.sql"),
         ),
-        Migration::new(
+        (
             3,
-            "free text".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0003_free_text.sql").into_sql_str(),
-            false,
+            "free text",
+            include_str!("../../migrations/sqlite/0003_free_text.sql"),
         ),
     ])
 }
