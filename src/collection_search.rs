@@ -1,7 +1,7 @@
 //! Collection search on `GET /collections`: `bbox`, `datetime`, `q`,
 //! `filter`, `sortby`, `fields`, `limit` and paging.
 //!
-//! A catalog holds one collection per dataset, so thousands rather than
+//! A catalog has one collection per dataset, so thousands rather than
 //! millions, and the list is already read whole for `/collections`. The
 //! search therefore runs in memory over the stored documents, the same way
 //! on both stores: CQL2 through the `cql2` crate's evaluator, free text with
@@ -160,7 +160,7 @@ fn encode_token(key: &Value, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(json!([key, id]).to_string())
 }
 
-/// The overall intervals of a collection's temporal extent, in microseconds.
+/// Reads the intervals of a collection's temporal extent, in microseconds.
 fn intervals(document: &Value) -> Vec<(Option<i64>, Option<i64>)> {
     let parse = |v: &Value| v.as_str().and_then(|t| crate::datetime::parse_instant(t).ok());
     document["extent"]["temporal"]["interval"]
@@ -175,7 +175,7 @@ fn intervals(document: &Value) -> Vec<(Option<i64>, Option<i64>)> {
         .unwrap_or_default()
 }
 
-/// The boxes of a collection's spatial extent, split at the antimeridian.
+/// Reads the boxes of a collection's spatial extent, split at the antimeridian.
 fn boxes(document: &Value) -> Vec<[f64; 4]> {
     let mut out = Vec::new();
     for bbox in document["extent"]["spatial"]["bbox"]

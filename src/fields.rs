@@ -13,7 +13,7 @@
 //!
 //! The extension's text adds includes to the default members, but
 //! stac-api-validator 0.6.8 fails a response to `fields=type` that has more
-//! than 5 members, and it tells the two forms of a missing `include` apart
+//! than 5 members, and it treats the two forms of a missing `include` differently
 //! as above. The extension allows both readings ("implementations may return
 //! attributes not specified"), so stacd follows the validator.
 //!

@@ -70,7 +70,7 @@ impl Kind {
         }
     }
 
-    /// The kind of a JSON Schema type name, as the property types are stored.
+    /// Returns the kind of a JSON Schema type name, as the property types are stored.
     fn of_json_type(name: &str) -> Option<Kind> {
         match name {
             "number" | "integer" => Some(Kind::Number),

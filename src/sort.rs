@@ -22,7 +22,7 @@ pub const CONFORMANCE: &[&str] = &[
 /// Maximum number of sort fields in one request.
 const MAX_FIELDS: usize = 8;
 
-/// What a sort field reads.
+/// The source of a sort field's values.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortTarget {
     /// An item column.
@@ -34,14 +34,14 @@ pub enum SortTarget {
 /// One resolved sort field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortField {
-    /// What is sorted on.
+    /// The column or property sorted on.
     pub target: SortTarget,
     /// Whether larger values come first.
     pub descending: bool,
 }
 
 impl SortField {
-    /// The kind of value the field holds.
+    /// Returns the kind of value the field contains.
     pub fn kind(&self) -> Kind {
         match &self.target {
             SortTarget::Column(Column::Id | Column::Collection) => Kind::Text,
@@ -55,7 +55,7 @@ impl SortField {
         matches!(self.target, SortTarget::Property(..))
     }
 
-    /// A stable text form, for page token fingerprints.
+    /// Describes the field in a stable text form, for page token fingerprints.
     pub fn describe(&self) -> String {
         let direction = if self.descending { "-" } else { "+" };
         match &self.target {
@@ -128,7 +128,7 @@ pub fn from_body(value: &Value) -> Result<Vec<RequestedSort>, Error> {
         .collect()
 }
 
-/// The column a sort field names, if it names one.
+/// Returns the column a sort field names, if it names one.
 fn column(name: &str) -> Option<Column> {
     match name {
         "id" => Some(Column::Id),
@@ -140,8 +140,8 @@ fn column(name: &str) -> Option<Column> {
     }
 }
 
-/// The kind a property sorts as: a number or a string, when all stored
-/// values have that one type.
+/// Returns the kind a property sorts as: a number or a string, when all
+/// stored values have that one type.
 pub fn sortable_kind(types: &std::collections::BTreeSet<String>) -> Option<Kind> {
     let types: Vec<&str> = types
         .iter()

@@ -318,7 +318,7 @@ impl TextQuery {
         }
     }
 
-    /// A stable text form, for page token fingerprints.
+    /// Describes the query in a stable text form, for page token fingerprints.
     pub fn describe(&self) -> String {
         format!("{self:?}")
     }

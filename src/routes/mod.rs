@@ -147,7 +147,7 @@ fn compression(min_bytes: u16) -> CompressionLayer<impl Predicate> {
 /// Drops an `Accept-Encoding` that names no coding, such as `*`. RFC 9110
 /// lets a server pick any coding for `*`, but pystac reads through urllib,
 /// which does not decompress, and stac-api-validator 0.6.8 sends `*` on its
-/// behalf; like nginx, stacd compresses only for codings the client names.
+/// behalf. So, like nginx, stacd compresses only for codings the client names.
 async fn compress_only_named_codings(mut request: Request) -> Request {
     let named = request
         .headers()
@@ -508,9 +508,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// The two property schema documents of OGC API Features Parts 3 and 5.
 #[derive(Clone, Copy)]
 enum PropertySchema {
-    /// What filters can use.
+    /// The properties that filters can use.
     Queryables,
-    /// What `sortby` can use.
+    /// The fields that `sortby` can use.
     Sortables,
 }
 

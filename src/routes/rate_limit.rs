@@ -1,4 +1,4 @@
-//! Per-client rate limits: a token bucket per client, answering 429 with
+//! Per-client rate limits: a token bucket per client, and 429 with
 //! `Retry-After` when a client has used up its burst.
 //!
 //! A client is its bearer token when the token is valid, else its address.
@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use crate::auth::Tokens;
 use crate::error::Error;
 
-/// How often, in checked requests, buckets of clients that went quiet are dropped.
+/// Number of checked requests between two prunings of the buckets of quiet clients.
 const PRUNE_EVERY: u64 = 4096;
 
 /// The rate limiter and what it needs to tell clients apart.
@@ -119,7 +119,7 @@ pub fn parse_trusted_proxies(text: &str) -> crate::Result<Vec<IpNet>> {
         .collect()
 }
 
-/// Answers 429 to clients over their rate. Probes and metrics are exempt, so
+/// Rejects requests of clients over their rate with 429. Probes and metrics are exempt, so
 /// load balancers and Prometheus never get throttled.
 pub(super) async fn limit_clients(
     State(limits): State<Arc<ClientRateLimit>>,

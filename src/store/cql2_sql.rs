@@ -72,7 +72,7 @@ pub(super) fn column(column: Column) -> &'static str {
     }
 }
 
-/// The SQLite JSON path of a property. Names with `"` or `\` are rejected
+/// Returns the SQLite JSON path of a property. Names with `"` or `\` are rejected
 /// before this point, so quoting the name is enough.
 fn sqlite_path(name: &str) -> String {
     format!("$.properties.\"{name}\"")
@@ -210,7 +210,7 @@ fn spatial(w: &mut Writer, name: &str, left: &Operand, right: &Operand) -> Strin
     }
 }
 
-/// The SQL of an interval's start and end. Each call binds fresh parameters.
+/// Writes the SQL of an interval's start or end. Each call binds fresh parameters.
 fn bound(w: &mut Writer, interval: &Interval, end: bool) -> String {
     match interval {
         Interval::ItemSpan => (if end { "i.end_datetime" } else { "i.start_datetime" }).to_string(),

@@ -251,7 +251,7 @@ pub fn filter_with_cursor(
     })
 }
 
-/// The condition of a free-text query: each phrase is one full-text match.
+/// Writes the condition of a free-text query, with one full-text match per phrase.
 fn text_condition(w: &mut Writer, text: &TextQuery) -> String {
     let join = |w: &mut Writer, parts: &[TextQuery], separator: &str| {
         let parts: Vec<String> = parts.iter().map(|p| text_condition(w, p)).collect();
@@ -276,7 +276,7 @@ fn text_condition(w: &mut Writer, text: &TextQuery) -> String {
     }
 }
 
-/// The keyset condition of the default order.
+/// Writes the keyset condition of the default order.
 fn default_keyset(w: &mut Writer, cursor: &Cursor) -> String {
     let (time_op, text_op) = match cursor.direction {
         Direction::Next => ("<", ">"),
@@ -293,7 +293,7 @@ fn default_keyset(w: &mut Writer, cursor: &Cursor) -> String {
     )
 }
 
-/// The SQL value of a sort field; text compares bytewise in both stores.
+/// Writes the SQL value of a sort field. Text compares bytewise in both stores.
 fn sort_expression(w: &mut Writer, field: &SortField) -> String {
     match &field.target {
         SortTarget::Column(column) => super::cql2_sql::column(*column).to_string(),
@@ -307,7 +307,7 @@ fn sort_expression(w: &mut Writer, field: &SortField) -> String {
     }
 }
 
-/// The keyset condition of a requested sort: the rows after (or, for a
+/// Writes the keyset condition of a requested sort: the rows after (or, for a
 /// `prev` page, before) the cursor, with missing values last.
 fn sorted_keyset(w: &mut Writer, sort: &[SortField], cursor: &Cursor) -> Result<String, String> {
     if cursor.key.sort.len() != sort.len() {
@@ -358,7 +358,7 @@ fn sorted_keyset(w: &mut Writer, sort: &[SortField], cursor: &Cursor) -> Result<
     Ok(rest)
 }
 
-/// The ORDER BY clause and the extra SELECT columns of a requested sort.
+/// Writes the ORDER BY clause and the extra SELECT columns of a requested sort.
 fn sorted_order(w: &mut Writer, sort: &[SortField], direction: Direction) -> (String, String) {
     let forward = direction == Direction::Next;
     let mut terms = Vec::new();
