@@ -13,7 +13,9 @@
 #      writers with If-Match) on fresh stores;
 #   5. operations: the Kubernetes manifests against their schemas (offline), the
 #      database-stop and read-replica tests on private PostgreSQL clusters, OTLP
-#      trace export, and a short soak under wrk.
+#      trace export, and a short soak under wrk;
+#   6. a release build and the small benchmark (bench/run --quick), which checks
+#      every answer of stacd and of stac-fastapi-pgstac and prints the table.
 #
 # Usage: conformance-tests/run-all.sh STAC_DATA_DIR STAC_TOOLS_DIR
 #
@@ -75,6 +77,7 @@ LIMIT_OGR=900
 LIMIT_FUZZ=600
 LIMIT_DURABILITY=300
 LIMIT_OPERATIONS=600
+LIMIT_BENCH=1800
 SOAK_SECONDS=${STACD_SOAK_SECONDS:-60}
 HEALTH_TIMEOUT=60
 
@@ -437,6 +440,19 @@ else
   for step in database-stop replica-routing otlp soak; do
     skip_step "$step"
   done
+fi
+
+# --- 6. benchmark, correctness only -------------------------------------------------
+
+# The small benchmark configuration: 10,000 generated items in stacd (PostGIS and
+# SQLite) and in stac-fastapi-pgstac, every answer checked, the table printed. It
+# asserts no time. A release build, so that the printed numbers mean something.
+if run_step build-release "$LIMIT_BUILD" cargo build --release; then
+  run_step bench-quick "$LIMIT_BENCH" nice -n 5 python3 bench/run --quick \
+    --stac-tools "$STAC_TOOLS_DIR" --stacd target/release/stacd --database-url "$BASE_DATABASE_URL" \
+    --cache "$SCRATCH_DIR/bench" --results "$LOG_DIR/bench" --drop-databases || true
+else
+  skip_step bench-quick
 fi
 
 print_summary

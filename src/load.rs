@@ -1,13 +1,18 @@
 //! Loading STAC files into a store: collections, items, item collections,
 //! newline-delimited items, directories and static catalogs.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Instant;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::prepare::{Checks, PreparedItem, prepare_collection, prepare_item_with};
@@ -64,7 +69,18 @@ struct Loader<'a> {
     batch_start: Option<String>,
     progress: ProgressBar,
     visited: HashSet<PathBuf>,
+    /// Batches sent to the store and not answered yet, oldest first.
+    in_flight: FuturesOrdered<Pending<'a>>,
+    /// The keys of each batch in `in_flight`, in the same order.
+    in_flight_keys: VecDeque<HashSet<(String, String)>>,
 }
+
+/// Batches the store may write at the same time. PostgreSQL writes each on a
+/// connection of its own; SQLite has one writer, so they queue there.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// A batch being written: the store's answer, the batch size and its first record.
+type Pending<'a> = Pin<Box<dyn Future<Output = (Result<u64>, usize, String)> + Send + 'a>>;
 
 /// Loads every path into `store`. Collections are written before items.
 pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOptions) -> Result<LoadSummary> {
@@ -87,16 +103,27 @@ pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOpt
         batch_start: None,
         progress,
         visited: HashSet::new(),
+        in_flight: FuturesOrdered::new(),
+        in_flight_keys: VecDeque::new(),
     };
 
     let mut sources = Vec::new();
     for path in paths {
         loader.discover(path, None, &mut sources).await?;
     }
-    for source in sources {
-        loader.read_items(&source).await?;
-    }
+    // Reading and checking items is CPU work; it runs on a thread of its own, so
+    // the next batches are ready while the store writes the current one.
+    let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
+    let checks = options.checks;
+    let reader = tokio::task::spawn_blocking(move || read_sources(&sources, checks, &sender));
+    let written = loader.write_items(receiver).await;
+    // When writing fails the receiver is gone, and the reader stops at its next send.
+    reader
+        .await
+        .map_err(|e| Error::Internal(format!("the item reader stopped: {e}")))?;
+    written?;
     loader.flush().await?;
+    loader.wait_for(0).await?;
     loader.progress.finish_and_clear();
     Ok(loader.summary)
 }
@@ -152,6 +179,130 @@ fn links_with_rel(value: &Value, rel: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Records in a chunk sent from the reader to the writer.
+const CHUNK: usize = 256;
+/// Chunks the reader may be ahead of the writer.
+const READ_AHEAD_CHUNKS: usize = 16;
+
+/// What the reader found in the input, in input order.
+// Nearly every event is an item, so boxing it would only add an allocation per item.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    Item(Record),
+    Bad { origin: String, message: String },
+}
+
+/// Sends events in chunks; stops early when the writer is gone.
+struct EventSender<'a> {
+    sender: &'a mpsc::Sender<Result<Vec<Event>>>,
+    chunk: Vec<Event>,
+}
+
+impl EventSender<'_> {
+    /// Queues an event; returns false when the writer no longer listens.
+    fn send(&mut self, event: Event) -> bool {
+        self.chunk.push(event);
+        self.chunk.len() < CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        chunk.is_empty() || self.sender.blocking_send(Ok(chunk)).is_ok()
+    }
+
+    fn item(&mut self, value: Value, origin: String, collection: Option<&str>, checks: Checks) -> bool {
+        let id = value["id"].as_str().unwrap_or("(no id)").to_string();
+        let event = match prepare_item_with(value, collection, checks) {
+            Ok(item) => Event::Item(Record { item, origin }),
+            Err(e) if e.starts_with("item '") => Event::Bad {
+                message: format!("{origin}: {e}"),
+                origin,
+            },
+            Err(e) => Event::Bad {
+                message: format!("{origin}: item '{id}': {e}"),
+                origin,
+            },
+        };
+        self.send(event)
+    }
+}
+
+/// Reads, parses and checks the items of every source, on a blocking thread.
+/// An I/O error ends the load; it is sent after the events read before it.
+fn read_sources(sources: &[ItemSource], checks: Checks, sender: &mpsc::Sender<Result<Vec<Event>>>) {
+    let mut events = EventSender {
+        sender,
+        chunk: Vec::with_capacity(CHUNK),
+    };
+    for source in sources {
+        match read_source(source, checks, &mut events) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                if events.flush() {
+                    let _ = sender.blocking_send(Err(e));
+                }
+                return;
+            }
+        }
+    }
+    events.flush();
+}
+
+/// Reads one source; returns false when the writer is gone.
+fn read_source(source: &ItemSource, checks: Checks, events: &mut EventSender) -> Result<bool> {
+    let display = source.path.display().to_string();
+    let collection = source.collection.as_deref();
+    if is_ndjson(&source.path) {
+        let file = std::fs::File::open(&source.path).map_err(|e| Error::Io {
+            path: display.clone(),
+            source: e,
+        })?;
+        for (index, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| Error::Io {
+                path: display.clone(),
+                source: e,
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let origin = format!("{display}:{}", index + 1);
+            let listening = match serde_json::from_str::<Value>(&line) {
+                Ok(value) => events.item(value, origin, collection, checks),
+                Err(e) => events.send(Event::Bad {
+                    message: format!("{origin}: invalid JSON: {e}"),
+                    origin,
+                }),
+            };
+            if !listening {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    let value = read_json(&source.path)?;
+    if value["type"] == "FeatureCollection" {
+        let features = match value.get("features") {
+            Some(Value::Array(features)) => features.clone(),
+            _ => {
+                return Ok(events.send(Event::Bad {
+                    message: format!("{display}: 'features' is missing or not an array"),
+                    origin: display,
+                }));
+            }
+        };
+        for (index, feature) in features.into_iter().enumerate() {
+            let origin = format!("{display}: feature {}", index + 1);
+            if !events.item(feature, origin, collection, checks) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    } else {
+        Ok(events.item(value, display, collection, checks))
+    }
 }
 
 impl Loader<'_> {
@@ -289,52 +440,6 @@ impl Loader<'_> {
         Ok(prepared.id)
     }
 
-    async fn read_items(&mut self, source: &ItemSource) -> Result<()> {
-        let display = source.path.display().to_string();
-        if is_ndjson(&source.path) {
-            let file = std::fs::File::open(&source.path).map_err(|e| Error::Io {
-                path: display.clone(),
-                source: e,
-            })?;
-            for (index, line) in BufReader::new(file).lines().enumerate() {
-                let line = line.map_err(|e| Error::Io {
-                    path: display.clone(),
-                    source: e,
-                })?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let origin = format!("{display}:{}", index + 1);
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(value) => self.push(value, origin, source.collection.as_deref()).await?,
-                    Err(e) => {
-                        let message = format!("{origin}: invalid JSON: {e}");
-                        self.reject_record(origin, message).await?;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        let value = read_json(&source.path)?;
-        if value["type"] == "FeatureCollection" {
-            let features = match value.get("features") {
-                Some(Value::Array(features)) => features.clone(),
-                _ => {
-                    let message = format!("{display}: 'features' is missing or not an array");
-                    self.reject_record(display, message).await?;
-                    return Ok(());
-                }
-            };
-            for (index, feature) in features.into_iter().enumerate() {
-                let origin = format!("{display}: feature {}", index + 1);
-                self.push(feature, origin, source.collection.as_deref()).await?;
-            }
-        } else {
-            self.push(value, display, source.collection.as_deref()).await?;
-        }
-        Ok(())
-    }
-
     /// Records a bad record. It takes a place in the current batch, which is
     /// then rejected as a whole.
     async fn reject_record(&mut self, origin: String, message: String) -> Result<()> {
@@ -348,26 +453,36 @@ impl Loader<'_> {
         Ok(())
     }
 
-    async fn push(&mut self, value: Value, origin: String, collection: Option<&str>) -> Result<()> {
-        let id = value["id"].as_str().unwrap_or("(no id)").to_string();
-        match prepare_item_with(value, collection, self.options.checks) {
-            Ok(item) => {
-                self.batch_start.get_or_insert_with(|| origin.clone());
-                self.batch.push(Record { item, origin });
-            }
-            Err(e) if e.starts_with("item '") => {
-                let message = format!("{origin}: {e}");
-                return self.reject_record(origin, message).await;
-            }
-            Err(e) => {
-                let message = format!("{origin}: item '{id}': {e}");
-                return self.reject_record(origin, message).await;
-            }
-        }
+    async fn push(&mut self, record: Record) -> Result<()> {
+        self.batch_start.get_or_insert_with(|| record.origin.clone());
+        self.batch.push(record);
         if self.batch.len() + self.bad_in_batch >= self.options.batch_size {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Writes the records that the reader sends, in input order.
+    async fn write_items(&mut self, mut events: mpsc::Receiver<Result<Vec<Event>>>) -> Result<()> {
+        loop {
+            // Answers of the store are taken as they come, so a finished batch
+            // frees its place while the reader is still busy.
+            tokio::select! {
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.in_flight_keys.pop_front();
+                    self.finish(done)?;
+                }
+                chunk = events.recv() => {
+                    let Some(chunk) = chunk else { return Ok(()) };
+                    for event in chunk? {
+                        match event {
+                            Event::Item(record) => self.push(record).await?,
+                            Event::Bad { origin, message } => self.reject_record(origin, message).await?,
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Writes the queued batch in one transaction, or rejects all of it.
@@ -407,16 +522,49 @@ impl Loader<'_> {
                 batch.into_iter().map(|r| r.item).collect()
             }
         };
-        match self.store.insert_items(&items, self.options.mode).await {
+        // A batch that shares a key with one being written waits for it, so the
+        // later record always wins and a duplicate is reported in the later batch.
+        let keys: HashSet<(String, String)> = items
+            .iter()
+            .map(|i| (i.collection.clone(), i.id.clone()))
+            .collect();
+        if self.in_flight_keys.iter().any(|other| !other.is_disjoint(&keys)) {
+            self.wait_for(0).await?;
+        }
+        self.wait_for(MAX_IN_FLIGHT - 1).await?;
+        let store = self.store;
+        let mode = self.options.mode;
+        self.in_flight.push_back(Box::pin(async move {
+            let count = items.len();
+            (store.insert_items(&items, mode).await, count, first)
+        }));
+        self.in_flight_keys.push_back(keys);
+        Ok(())
+    }
+
+    /// Waits until at most `limit` batches are being written.
+    async fn wait_for(&mut self, limit: usize) -> Result<()> {
+        while self.in_flight.len() > limit {
+            let Some(done) = self.in_flight.next().await else {
+                break;
+            };
+            self.in_flight_keys.pop_front();
+            self.finish(done)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the answer to one batch.
+    fn finish(&mut self, (result, count, first): (Result<u64>, usize, String)) -> Result<()> {
+        match result {
             Ok(written) => {
                 self.summary.items += written;
                 self.progress.inc(written);
             }
             Err(e @ (Error::Conflict(_) | Error::NotFound(_) | Error::InvalidDocument(_))) => {
-                self.summary.rejected += items.len() as u64;
+                self.summary.rejected += count as u64;
                 self.summary.errors.push(format!(
-                    "rejected a batch of {} item(s) starting at {first}: {e}",
-                    items.len()
+                    "rejected a batch of {count} item(s) starting at {first}: {e}"
                 ));
             }
             Err(e) => return Err(e),

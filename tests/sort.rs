@@ -196,6 +196,16 @@ async fn post_sortby_and_errors(store: TestStore) {
     ];
     assert_eq!(all, expected);
 
+    // A search that is counted (not whole collections) with a sort on a property:
+    // the count has the condition's parameters only.
+    let answer = get(&app, "/search?bbox=-0.5,-1,4.5,1&sortby=-gsd,id&limit=2").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    assert_eq!(answer.json()["numberMatched"], 5);
+    assert_eq!(page_ids(&answer), ["even/i0", "odd/i3"]);
+    let answer = get(&app, "/search?q=i4&sortby=platform&limit=2").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    assert_eq!(answer.json()["numberMatched"], 1);
+
     let answer = get(&app, "/collections/even/items?sortby=-gsd&limit=100").await;
     assert_eq!(answer.status, StatusCode::OK);
     let expected: Vec<String> = expected_order(&[("gsd", true)])

@@ -92,6 +92,8 @@ def wrk(port: int, script: Path, connections: int, duration: float, timeout_s: i
 
 ITEM_COLUMNS = ("i.collection, i.id, i.datetime, i.content::text AS content, "
                 "i.extra_links::text AS extra_links, i.etag")
+# The page query picks and orders rows in a subquery, and casts JSON to text outside it.
+INNER_COLUMNS = "i.collection, i.id, i.datetime, i.content, i.extra_links, i.etag"
 ORDER_NEXT = "ORDER BY i.datetime DESC, i.collection ASC, i.id ASC"
 COUNT_WHOLE = ("SELECT coalesce(sum(items), 0)::bigint FROM stacd.collection_counts "
                "WHERE cardinality({p}::text[]) = 0 OR collection = ANY({p})")
@@ -100,7 +102,8 @@ COUNT_WHOLE = ("SELECT coalesce(sum(items), 0)::bigint FROM stacd.collection_cou
 def _search(where: str, limit: int, count_limit: int, whole: str | None, explain: bool) -> list[str]:
     """Return the statements of one search request as stacd's PostgreSQL store writes them: the
     page, then the count, and the planner estimate when the exact count passes the count limit."""
-    statements = [f"SELECT {ITEM_COLUMNS} FROM stacd.items i {where} {ORDER_NEXT} LIMIT {limit + 1}"]
+    statements = [f"SELECT {ITEM_COLUMNS} FROM (SELECT {INNER_COLUMNS} FROM stacd.items i {where} {ORDER_NEXT} "
+                  f"LIMIT {limit + 1}) i {ORDER_NEXT}"]
     if whole is not None:
         statements.append(COUNT_WHOLE.format(p=whole))
     else:
@@ -111,9 +114,9 @@ def _search(where: str, limit: int, count_limit: int, whole: str | None, explain
 
 
 def keyset(prefix: str) -> str:
-    names = [f":{prefix}{n}" for n in range(5)]
-    return (f"(i.datetime < {names[0]} OR (i.datetime = {names[1]} AND (i.collection > {names[2]} "
-            f"OR (i.collection = {names[3]} AND i.id > {names[4]}))))")
+    names = [f":{prefix}{n}" for n in range(6)]
+    return (f"(i.datetime <= {names[5]} AND (i.datetime < {names[0]} OR (i.datetime = {names[1]} "
+            f"AND (i.collection > {names[2]} OR (i.collection = {names[3]} AND i.id > {names[4]})))))")
 
 
 def micros_text(timestamp: str) -> str:
@@ -163,7 +166,7 @@ def pgbench_variants(scenario: str, requests: list[dict], expected: dict, count_
                 conditions.append(keyset(v + "k"))
                 t = micros_text(time_text)
                 values.update({f"{v}k0": t, f"{v}k1": t, f"{v}k2": collection, f"{v}k3": collection,
-                               f"{v}k4": item_id})
+                               f"{v}k4": item_id, f"{v}k5": t})
             where = "WHERE " + " AND ".join(conditions) if conditions else ""
             values[f"{v}a"] = "{" + (request["collection"] or "") + "}" if request["collection"] else "{}"
             variants.append((_search(where, limit, count_limit, f":{v}a", False), values))

@@ -52,6 +52,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "free text",
             include_str!("../../migrations/postgres/0003_free_text.sql"),
         ),
+        (
+            4,
+            "lz4 content",
+            include_str!("../../migrations/postgres/0004_lz4_content.sql"),
+        ),
     ])
 }
 
@@ -250,12 +255,18 @@ impl PostgresStore {
     async fn read_page(pools: PgPools, query: ItemQuery, sender: &Sender<Result<StoredItem>>) -> Result<()> {
         let filter = sql::filter_with_cursor(&query, query.cursor.as_ref(), Dialect::Postgres)
             .map_err(Error::Internal)?;
+        // The inner query picks and orders the rows; the outer one turns JSON into
+        // text for those rows only. Written as one query, PostgreSQL would cast
+        // every matching row before sorting them.
+        let sort_columns: String = (0..query.sort.len()).map(|n| format!(", i.s{n}")).collect();
         let text = format!(
-            "SELECT {ITEM_COLUMNS}{} FROM stacd.items i {} {} LIMIT {}",
+            "SELECT {ITEM_COLUMNS}{sort_columns} FROM (SELECT i.collection, i.id, i.datetime, \
+             i.content, i.extra_links, i.etag{} FROM stacd.items i {} {} LIMIT {}) i {}",
             filter.select,
             filter.sql,
             filter.order,
-            query.limit + 1
+            query.limit + 1,
+            filter.order,
         );
         let mut connection = pools.read().await?;
         let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&mut *connection);

@@ -132,15 +132,26 @@ pub fn bbox_geometry(bbox: &[f64; 4]) -> Geometry<f64> {
     }
 }
 
-/// Writes the filter of a search, without pagination.
+/// Writes the filter of a search for counting: no pagination and no order,
+/// so its parameters are only those of the condition.
 pub fn filter(query: &ItemQuery, dialect: Dialect) -> Result<Filter, String> {
-    filter_with_cursor(query, None, dialect)
+    write_filter(query, None, false, dialect)
 }
 
-/// Writes the filter of a search, including the keyset condition of `cursor`.
+/// Writes the filter of a page of a search, including the keyset condition
+/// of `cursor` and the order.
 pub fn filter_with_cursor(
     query: &ItemQuery,
     cursor: Option<&Cursor>,
+    dialect: Dialect,
+) -> Result<Filter, String> {
+    write_filter(query, cursor, true, dialect)
+}
+
+fn write_filter(
+    query: &ItemQuery,
+    cursor: Option<&Cursor>,
+    ordered: bool,
     dialect: Dialect,
 ) -> Result<Filter, String> {
     let mut w = Writer::new(dialect);
@@ -237,7 +248,9 @@ pub fn filter_with_cursor(
     } else {
         format!("WHERE {}", w.conditions.join(" AND "))
     };
-    let (order, select) = if query.sort.is_empty() {
+    let (order, select) = if !ordered {
+        (String::new(), String::new())
+    } else if query.sort.is_empty() {
         (order_by(direction).to_string(), String::new())
     } else {
         sorted_order(&mut w, &query.sort, direction)
@@ -282,14 +295,17 @@ fn default_keyset(w: &mut Writer, cursor: &Cursor) -> String {
         Direction::Next => ("<", ">"),
         Direction::Prev => (">", "<"),
     };
+    let t0 = w.bind(Arg::Time(cursor.key.datetime));
     let t1 = w.bind(Arg::Time(cursor.key.datetime));
     let t2 = w.bind(Arg::Time(cursor.key.datetime));
     let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
     let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
     let id = w.bind(Arg::Text(cursor.key.id.clone()));
+    // The first term repeats what the rest implies, as a plain range on `datetime`
+    // that an index scan can start from; the planner cannot use the OR for that.
     format!(
-        "(i.datetime {time_op} {t1} OR (i.datetime = {t2} AND (i.collection {text_op} {c1} \
-         OR (i.collection = {c2} AND i.id {text_op} {id}))))"
+        "(i.datetime {time_op}= {t0} AND (i.datetime {time_op} {t1} OR (i.datetime = {t2} \
+         AND (i.collection {text_op} {c1} OR (i.collection = {c2} AND i.id {text_op} {id})))))"
     )
 }
 

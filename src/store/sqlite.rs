@@ -1,7 +1,7 @@
 //! The embedded SQLite store: one file, WAL journal, an R*Tree for candidate
 //! selection and exact geometry tests with `geo`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -56,6 +56,19 @@ fn migrator() -> sqlx::migrate::Migrator {
     ])
 }
 
+/// Page cache of the writing connection, in KiB.
+const WRITER_CACHE_KIB: u32 = 65536;
+
+/// Rows per multi-row INSERT; 9 parameters each stay far below SQLite's limit
+/// of 32,766 parameters per statement.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Writes `rows` groups of `columns` placeholders: `(?, ?), (?, ?)`.
+fn row_placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 fn bind_all<'q>(mut query: SqliteQuery<'q>, args: &[Arg]) -> SqliteQuery<'q> {
@@ -99,11 +112,17 @@ impl SqliteStore {
             .foreign_keys(true);
         // LIKE in CQL2 is case-sensitive, as in PostgreSQL.
         let options = options.pragma("case_sensitive_like", "ON");
+        // The writer keeps more pages in memory than SQLite's default 2 MB: bulk
+        // inserts touch index pages all over the file, and every miss is a read.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|connection, _| Box::pin(add_functions(connection)))
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
+            )
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -616,38 +635,67 @@ impl Backend for SqliteStore {
             }
         }
 
-        let insert_sql = match mode {
-            InsertMode::Insert => {
-                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links, etag) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING RETURNING pk"
-            }
+        // Many rows per statement: each statement is a round trip to the thread
+        // that runs SQLite, which costs more than the insert of one row.
+        let conflict = match mode {
+            InsertMode::Insert => "DO NOTHING",
             InsertMode::Upsert => {
-                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, extra_links, etag) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET \
-                 datetime = excluded.datetime, start_datetime = excluded.start_datetime, \
+                "DO UPDATE SET datetime = excluded.datetime, start_datetime = excluded.start_datetime, \
                  end_datetime = excluded.end_datetime, geometry = excluded.geometry, \
-                 content = excluded.content, extra_links = excluded.extra_links, etag = excluded.etag RETURNING pk"
+                 content = excluded.content, extra_links = excluded.extra_links, etag = excluded.etag"
             }
         };
         let mut duplicates = Vec::new();
-        for item in items {
-            let pk: Option<i64> = sqlx::query_scalar(insert_sql)
-                .bind(&item.collection)
-                .bind(&item.id)
-                .bind(item.datetime)
-                .bind(item.start)
-                .bind(item.end)
-                .bind(item.wkb.as_deref())
-                .bind(&item.content)
-                .bind(&item.extra_links)
-                .bind(&item.etag)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(pk) = pk else {
-                duplicates.push(format!("{}/{}", item.collection, item.id));
-                continue;
-            };
-            Self::index_envelope(&mut tx, pk, item.envelope).await?;
+        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+            let text = format!(
+                "INSERT INTO items (collection, id, datetime, start_datetime, end_datetime, geometry, content, \
+                 extra_links, etag) VALUES {} ON CONFLICT (collection, id) {conflict} RETURNING pk, collection, id",
+                row_placeholders(chunk.len(), 9)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(text));
+            for item in chunk {
+                query = query
+                    .bind(&item.collection)
+                    .bind(&item.id)
+                    .bind(item.datetime)
+                    .bind(item.start)
+                    .bind(item.end)
+                    .bind(item.wkb.as_deref())
+                    .bind(&item.content)
+                    .bind(&item.extra_links)
+                    .bind(&item.etag);
+            }
+            // RETURNING gives rows in no particular order, so they are matched by key.
+            let mut written = HashMap::with_capacity(chunk.len());
+            for row in query.fetch_all(&mut *tx).await? {
+                let key: (String, String) = (row.try_get(1)?, row.try_get(2)?);
+                written.insert(key, row.try_get::<i64, _>(0)?);
+            }
+            let mut boxes = Vec::with_capacity(chunk.len());
+            let mut without_box = Vec::new();
+            for item in chunk {
+                match written.get(&(item.collection.clone(), item.id.clone())) {
+                    None => duplicates.push(format!("{}/{}", item.collection, item.id)),
+                    Some(&pk) => match item.envelope {
+                        Some(envelope) => boxes.push((pk, envelope)),
+                        None => without_box.push(pk),
+                    },
+                }
+            }
+            if !boxes.is_empty() {
+                let text = format!(
+                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES {}",
+                    row_placeholders(boxes.len(), 5)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(text));
+                for (pk, [min_x, min_y, max_x, max_y]) in boxes {
+                    query = query.bind(pk).bind(min_x).bind(max_x).bind(min_y).bind(max_y);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for pk in without_box {
+                Self::index_envelope(&mut tx, pk, None).await?;
+            }
         }
         if !duplicates.is_empty() {
             tx.rollback().await?;
