@@ -189,6 +189,12 @@ struct ServeArgs {
     #[arg(long, env = "STACD_COUNT_LIMIT", default_value_t = 10_000)]
     count_limit: u64,
 
+    /// The longest a search may spend counting its matches, in milliseconds; a
+    /// search whose count takes longer is answered without numberMatched.
+    /// 0 always waits for the count.
+    #[arg(long, env = "STACD_COUNT_TIMEOUT_MS", default_value_t = 50)]
+    count_timeout_ms: u64,
+
     /// Allowed CORS origins, comma-separated, or * for any.
     #[arg(long, env = "STACD_CORS_ORIGINS", default_value = "*")]
     cors_origins: String,
@@ -430,6 +436,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             default_limit: args.default_limit,
             max_limit: args.max_limit,
             count_limit: args.count_limit,
+            count_timeout: (args.count_timeout_ms > 0).then(|| Duration::from_millis(args.count_timeout_ms)),
         },
         info: CatalogInfo {
             id: "stacd".into(),

@@ -27,6 +27,8 @@ pub struct SearchLimits {
     pub max_limit: usize,
     /// Exact `numberMatched` up to this count; above it the count may be an estimate.
     pub count_limit: u64,
+    /// The longest a search may spend counting; past it, no `numberMatched`.
+    pub count_timeout: Option<std::time::Duration>,
 }
 
 impl Default for SearchLimits {
@@ -35,6 +37,7 @@ impl Default for SearchLimits {
             default_limit: 10,
             max_limit: 10_000,
             count_limit: 10_000,
+            count_timeout: None,
         }
     }
 }
@@ -405,6 +408,7 @@ pub fn validate(raw: &RawSearch, limits: &SearchLimits) -> Result<ItemQuery, Err
         limit,
         cursor: None,
         count_limit: limits.count_limit,
+        count_timeout: limits.count_timeout,
         filter: None,
         text: raw.q.clone(),
         sort: Vec::new(),

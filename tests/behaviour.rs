@@ -517,6 +517,7 @@ async fn number_matched_counts(store: TestStore) {
         default_limit: 10,
         max_limit: 100,
         count_limit: 2,
+        ..SearchLimits::default()
     };
     let small = app_with(&store, limits).await;
     let answer = get(&small, "/search?bbox=10,50,10.5,50.1").await;
@@ -525,6 +526,56 @@ async fn number_matched_counts(store: TestStore) {
     let exact = get(&small, "/search?bbox=20.5,0.1,20.6,0.2").await;
     assert!(exact.headers.get("x-number-matched-estimate").is_none());
     assert_eq!(exact.json()["numberMatched"], 1);
+}
+
+/// A count that runs past its time budget is dropped: the page is answered in
+/// full, without `numberMatched`, and the same search with time to spare has it.
+async fn slow_count_is_left_out(store: TestStore) {
+    fixture(&store).await;
+    let items: Vec<Value> = (0..3000)
+        .map(|n| {
+            let x = (n % 60) as f64 * 0.01;
+            let y = (n / 60) as f64 * 0.01;
+            item(
+                "survey",
+                &format!("grid-{n:04}"),
+                "2023-01-01T00:00:00Z",
+                square(x, y, 0.005),
+            )
+        })
+        .collect();
+    add_items(store.store.as_ref(), items).await;
+    // Every item is a candidate of the count, and each one costs 200 comparisons.
+    let alternatives: Vec<Value> = (0..200)
+        .map(|n| json!({"op": "like", "args": [{"property": "id"}, format!("%no-such-id-{n}%")]}))
+        .chain([json!({"op": "=", "args": [{"property": "gsd"}, 0.03]})])
+        .collect();
+    let body = json!({"collections": ["survey"], "limit": 2, "filter-lang": "cql2-json",
+        "filter": {"op": "or", "args": alternatives}});
+
+    let hurried = SearchLimits {
+        count_timeout: Some(std::time::Duration::from_millis(1)),
+        ..SearchLimits::default()
+    };
+    let answer = post_json(&app_with(&store, hurried).await, "/search", &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    let page = answer.json();
+    assert_eq!(page["numberReturned"], 2);
+    assert!(page.get("numberMatched").is_none(), "{}", page["numberMatched"]);
+    assert!(
+        page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "next")
+    );
+
+    let patient = SearchLimits {
+        count_timeout: Some(std::time::Duration::from_secs(60)),
+        ..SearchLimits::default()
+    };
+    let answer = post_json(&app_with(&store, patient).await, "/search", &body).await;
+    assert_eq!(answer.json()["numberMatched"], 3005);
 }
 
 async fn large_page_is_valid_json(store: TestStore) {
@@ -591,6 +642,7 @@ async fn limit_is_clamped(store: TestStore) {
         default_limit: 2,
         max_limit: 3,
         count_limit: 10_000,
+        ..SearchLimits::default()
     };
     let app = app(store.store.clone(), limits).await;
     assert_eq!(get(&app, "/search").await.json()["numberReturned"], 2);
@@ -755,6 +807,7 @@ on_both_stores!("stacd_test_";
     etag_and_not_modified,
     large_page_is_valid_json,
     number_matched_counts,
+    slow_count_is_left_out,
     client_parameters_are_accepted,
     head_and_cors,
     links_follow_proxy_headers,

@@ -159,6 +159,47 @@ async fn duplicates_named_unless_upsert(store: TestStore) {
     assert_eq!(upsert.rejected, 0);
 }
 
+/// Batches are written two at a time; a key repeated across batches still
+/// behaves as in a serial load: the last record wins an upsert, and the first
+/// record wins an insert, with every later batch that repeats it rejected.
+async fn repeated_keys_across_batches_keep_input_order(store: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("c.json"), &collection("c"));
+    let mut lines = Vec::new();
+    for round in 0..10 {
+        let mut repeated = item(Some("c"), "x");
+        repeated["properties"]["round"] = json!(round);
+        lines.push(repeated.to_string());
+        lines.push(item(Some("c"), &format!("y{round}")).to_string());
+    }
+    let ndjson = dir.path().join("items.ndjson");
+    std::fs::write(&ndjson, lines.join("\n")).unwrap();
+    let paths = vec![dir.path().join("c.json"), ndjson];
+
+    let round_of_x = |content: String| -> i64 {
+        let value: Value = serde_json::from_str(&content).unwrap();
+        value["properties"]["round"].as_i64().unwrap()
+    };
+
+    // Insert, batches of two (x, y): the first batch is written, and every
+    // later batch holds x again and is rejected as a whole.
+    let insert = load(store.store.as_ref(), &paths, options(InsertMode::Insert, 2)).await;
+    assert_eq!(insert.items, 2, "{:?}", insert.errors);
+    assert_eq!(insert.rejected, 18);
+    assert_eq!(insert.errors.len(), 9, "{:?}", insert.errors);
+    assert!(insert.errors[0].contains("items.ndjson:3"), "{:?}", insert.errors);
+    let stored = store.store.item("c", "x").await.unwrap().unwrap();
+    assert_eq!(round_of_x(stored.content), 0);
+
+    // Upsert: every batch is written, in input order, so the last x wins.
+    let upsert = load(store.store.as_ref(), &paths, options(InsertMode::Upsert, 2)).await;
+    assert_eq!(upsert.items, 20, "{:?}", upsert.errors);
+    assert_eq!(upsert.rejected, 0);
+    let stored = store.store.item("c", "x").await.unwrap().unwrap();
+    assert_eq!(round_of_x(stored.content), 9);
+    assert_eq!(count(store.store.as_ref(), "c").await, 11);
+}
+
 async fn items_before_their_collection_fail_clearly(store: TestStore) {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("orphan.json"), &item(Some("absent"), "o"));
@@ -229,6 +270,7 @@ on_both_stores!("stacd_load_";
     every_input_shape,
     bad_record_rejects_its_batch,
     duplicates_named_unless_upsert,
+    repeated_keys_across_batches_keep_input_order,
     items_before_their_collection_fail_clearly,
     example_catalog_loads,
     broken_files_do_not_stop_a_load,

@@ -145,9 +145,12 @@ def pgbench_variants(scenario: str, requests: list[dict], expected: dict, count_
             where = f"WHERE ({' OR '.join(tests)})"
             values = {f"{v}g{n}": geometry.polygon_wkb_hex(ring) for n, ring in enumerate(rings)}
             if "datetime" in request:
-                where += f" AND i.end_datetime >= :{v}s AND i.start_datetime <= :{v}e"
-                values[f"{v}s"] = micros_text(request["datetime"][0])
-                values[f"{v}e"] = micros_text(request["datetime"][1])
+                where += (f" AND i.end_datetime >= :{v}s AND i.start_datetime <= :{v}e"
+                          f" AND tstzrange(i.start_datetime, i.end_datetime, '[]') && tstzrange(:{v}s2, :{v}e2, '[]')")
+                for name in ("s", "s2"):
+                    values[f"{v}{name}"] = micros_text(request["datetime"][0])
+                for name in ("e", "e2"):
+                    values[f"{v}{name}"] = micros_text(request["datetime"][1])
             explain = expected["q:" + scenario][index]["count"] > count_limit
             variants.append((_search(where, request["limit"], count_limit, None, explain), values))
         elif scenario.startswith("page_") or scenario == "limit_1000":

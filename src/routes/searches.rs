@@ -73,7 +73,9 @@ async fn run_search(
         // stream takes one. Run side by side, each request held two connections,
         // and at the pool limit every request could hold its stream's connection
         // while it waited for a second one for the count.
-        let (matched, estimate) = state.store.count(&query).await?;
+        let counted = state.store.count(&query).await?;
+        let estimate = counted.is_some_and(|(_, estimate)| estimate);
+        let matched = counted.map(|(count, _)| count);
         let mut rows = state.store.page_items(&query);
         // The first row is awaited here so that a failing query still gets an error status.
         let first = rows.next().await.transpose()?;
@@ -118,7 +120,8 @@ struct PageWriter {
     query: ItemQuery,
     repeat: Repeat,
     collection: Option<String>,
-    matched: u64,
+    /// `None` when the count took too long.
+    matched: Option<u64>,
     returned: usize,
     first_key: Option<SortKey>,
     last_key: Option<SortKey>,
@@ -200,7 +203,7 @@ impl PageWriter {
             &self.repeat,
             self.collection.as_deref(),
         );
-        api::write_item_collection_tail(&links, Some(self.matched), self.returned, chunk);
+        api::write_item_collection_tail(&links, self.matched, self.returned, chunk);
         crate::metrics::record_items(self.returned);
         self.done = true;
     }

@@ -46,6 +46,9 @@ pub struct ItemQuery {
     pub cursor: Option<Cursor>,
     /// Count matches exactly up to this many; above it `number_matched` may be an estimate.
     pub count_limit: u64,
+    /// The longest a count may take; a search whose count takes longer is
+    /// answered without `number_matched`. `None` waits for the count.
+    pub count_timeout: Option<std::time::Duration>,
     /// A CQL2 filter on item properties.
     pub filter: Option<std::sync::Arc<crate::filter::PropertyFilter>>,
     /// A free-text query (`q`).
@@ -262,8 +265,9 @@ pub trait Backend: Send + Sync + 'static {
     /// extra item means that more follow. Dropping the stream stops the query.
     fn page_items(&self, query: &ItemQuery) -> ItemStream;
 
-    /// Counts the items a search matches. The flag is set when the count is an estimate.
-    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)>;
+    /// Counts the items a search matches. The flag is set when the count is an
+    /// estimate. `None` when counting took longer than `query.count_timeout`.
+    async fn count(&self, query: &ItemQuery) -> Result<Option<(u64, bool)>>;
 
     /// Runs a search and returns one whole page, in the default order.
     async fn search(&self, query: &ItemQuery) -> Result<ItemPage> {
@@ -377,7 +381,7 @@ pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Arc<dyn
 
 /// Trims a page read with one extra row (to learn whether more follow), puts
 /// it in the default order, and works out which page links exist.
-pub fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: (u64, bool)) -> ItemPage {
+pub fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: Option<(u64, bool)>) -> ItemPage {
     let direction = query.cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     let more = items.len() > query.limit;
     items.truncate(query.limit);
@@ -393,8 +397,8 @@ pub fn finish_page(query: &ItemQuery, mut items: Vec<StoredItem>, matched: (u64,
         items,
         has_next,
         has_prev,
-        number_matched: Some(matched.0),
-        matched_is_estimate: matched.1,
+        number_matched: matched.map(|(count, _)| count),
+        matched_is_estimate: matched.is_some_and(|(_, estimate)| estimate),
     }
 }
 

@@ -57,8 +57,16 @@ fn migrator() -> sqlx::migrate::Migrator {
             "lz4 content",
             include_str!("../../migrations/postgres/0004_lz4_content.sql"),
         ),
+        (
+            5,
+            "space time index",
+            include_str!("../../migrations/postgres/0005_space_time_index.sql"),
+        ),
     ])
 }
+
+/// SQLSTATE of a statement stopped by `statement_timeout`.
+const QUERY_CANCELED: &str = "57014";
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
@@ -131,6 +139,9 @@ impl PostgresStore {
     }
 
     fn with_timeout(options: PgConnectOptions, settings: &ConnectOptions) -> PgConnectOptions {
+        // JIT compilation pays off for long analytical queries; for searches that
+        // take milliseconds it adds tens of milliseconds of compile time.
+        let options = options.options([("jit", "off")]);
         match settings.statement_timeout {
             Some(timeout) => {
                 options.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))])
@@ -285,8 +296,10 @@ impl PostgresStore {
     /// Counts the items a search matches. Whole collections are counted from
     /// `collection_counts`. Other searches are counted exactly up to
     /// `query.count_limit`, and above it the planner's row estimate is returned
-    /// (never less than the exact bound).
-    async fn count_matches(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    /// (never less than the exact bound). With `query.count_timeout`, the count
+    /// runs in a transaction whose statement timeout is that budget, and a
+    /// count that reaches it gives `None`.
+    async fn count_matches(&self, query: &ItemQuery) -> Result<Option<(u64, bool)>> {
         let mut connection = self.pools.read().await?;
         if query.selects_whole_collections() {
             let total: i64 = sqlx::query_scalar(
@@ -296,7 +309,7 @@ impl PostgresStore {
             .bind(&query.collections)
             .fetch_one(&mut *connection)
             .await?;
-            return Ok((total.max(0) as u64, false));
+            return Ok(Some((total.max(0) as u64, false)));
         }
         let filter = sql::filter(query, Dialect::Postgres).map_err(Error::Internal)?;
         let bounded = format!(
@@ -304,13 +317,33 @@ impl PostgresStore {
             filter.sql,
             query.count_limit + 1
         );
-        let count: i64 = bind_all(sqlx::query(AssertSqlSafe(bounded)), &filter.args)
-            .fetch_one(&mut *connection)
-            .await?
-            .try_get(0)?;
+        let counted = match query.count_timeout {
+            None => {
+                bind_all(sqlx::query(AssertSqlSafe(bounded)), &filter.args)
+                    .fetch_one(&mut *connection)
+                    .await
+            }
+            Some(budget) => {
+                let begin = format!(
+                    "BEGIN; SET LOCAL statement_timeout = {}",
+                    budget.as_millis().max(1)
+                );
+                let mut tx = sqlx::Connection::begin_with(&mut *connection, AssertSqlSafe(begin)).await?;
+                let counted = bind_all(sqlx::query(AssertSqlSafe(bounded)), &filter.args)
+                    .fetch_one(&mut *tx)
+                    .await;
+                tx.rollback().await?;
+                counted
+            }
+        };
+        let count: i64 = match counted {
+            Ok(row) => row.try_get(0)?,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(QUERY_CANCELED) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let count = count as u64;
         if count <= query.count_limit {
-            return Ok((count, false));
+            return Ok(Some((count, false)));
         }
         let explain = format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM stacd.items i {}", filter.sql);
         let plan: serde_json::Value = bind_all(sqlx::query(AssertSqlSafe(explain)), &filter.args)
@@ -318,7 +351,7 @@ impl PostgresStore {
             .await?
             .try_get(0)?;
         let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64;
-        Ok((estimate.max(count), true))
+        Ok(Some((estimate.max(count), true)))
     }
 }
 
@@ -435,7 +468,7 @@ impl Backend for PostgresStore {
         })
     }
 
-    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    async fn count(&self, query: &ItemQuery) -> Result<Option<(u64, bool)>> {
         self.count_matches(query).await
     }
 

@@ -218,6 +218,19 @@ fn write_filter(
             let p = w.bind(Arg::Time(end));
             w.conditions.push(format!("i.start_datetime <= {p}"));
         }
+        // The same overlap as a range, which the space-time GiST index can
+        // answer together with the footprint; the two conditions above serve
+        // the B-tree on the span when there is no spatial filter.
+        if dialect == Dialect::Postgres && (start.is_some() || end.is_some()) {
+            let mut bound = |value: Option<i64>| match value {
+                Some(t) => w.bind(Arg::Time(t)),
+                None => "NULL".to_string(),
+            };
+            let (s, e) = (bound(start), bound(end));
+            w.conditions.push(format!(
+                "tstzrange(i.start_datetime, i.end_datetime, '[]') && tstzrange({s}, {e}, '[]')"
+            ));
+        }
     }
 
     // Properties: the CQL2 filter.

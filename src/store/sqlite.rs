@@ -269,18 +269,48 @@ impl SqliteStore {
     /// Spatial searches are tested exactly on up to `query.count_limit`
     /// candidates; with more candidates, the count is the number of index
     /// candidates and is marked as an estimate, since it may be too high.
-    async fn count_matches(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    /// With `query.count_timeout`, a count that runs longer is interrupted
+    /// (`sqlite3_interrupt`) and gives `None`.
+    async fn count_matches(&self, query: &ItemQuery) -> Result<Option<(u64, bool)>> {
         if query.selects_whole_collections() {
             return self
                 .count_collections(&query.collections)
                 .await
-                .map(|n| (n, false));
+                .map(|n| Some((n, false)));
         }
+        let mut connection = self.pool.acquire().await?;
+        let Some(budget) = query.count_timeout else {
+            return Self::count_on(&mut connection, query).await.map(Some);
+        };
+        let handle = {
+            let mut handle = connection.lock_handle().await?;
+            super::sqlite_functions::Interrupter::new(handle.as_raw_handle())
+        };
+        let counting = Self::count_on(&mut connection, query);
+        tokio::pin!(counting);
+        let counted = tokio::select! {
+            counted = &mut counting => counted,
+            () = tokio::time::sleep(budget) => {
+                // SAFETY: the connection is open and owned by this function until
+                // `counting`, which borrows it, has finished below.
+                unsafe { handle.interrupt() };
+                counting.await
+            }
+        };
+        match counted {
+            Ok(counted) => Ok(Some(counted)),
+            Err(Error::Database(sqlx::Error::Database(e))) if e.message().contains("interrupted") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts the matches of a search on one connection; see `count_matches`.
+    async fn count_on(connection: &mut sqlx::SqliteConnection, query: &ItemQuery) -> Result<(u64, bool)> {
         let filter = sql::filter(query, Dialect::Sqlite).map_err(Error::Internal)?;
         let count_sql = format!("SELECT count(*) FROM items i {}", filter.sql);
         if filter.geometries.is_empty() {
             let count: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), &filter.args)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *connection)
                 .await?
                 .try_get(0)?;
             return Ok((count as u64, false));
@@ -291,7 +321,7 @@ impl SqliteStore {
             filter.sql,
             query.count_limit + 1
         );
-        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&self.pool);
+        let mut rows = bind_all(sqlx::query(AssertSqlSafe(text)), &filter.args).fetch(&mut *connection);
         let (mut exact, mut candidates) = (0u64, 0u64);
         while let Some(row) = rows.try_next().await? {
             candidates += 1;
@@ -310,7 +340,7 @@ impl SqliteStore {
             return Ok((exact, false));
         }
         let all: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), &filter.args)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *connection)
             .await?
             .try_get(0)?;
         Ok((all as u64, true))
@@ -434,7 +464,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    async fn count(&self, query: &ItemQuery) -> Result<(u64, bool)> {
+    async fn count(&self, query: &ItemQuery) -> Result<Option<(u64, bool)>> {
         self.count_matches(query).await
     }
 
