@@ -112,6 +112,32 @@ unsafe extern "C" fn relate(
     }
 }
 
+/// Stops the statement running on a connection from another task: the count
+/// of a search that has used up its time.
+pub(super) struct Interrupter(NonNull<ffi::sqlite3>);
+
+// SAFETY: `sqlite3_interrupt` may be called from any thread; the pointer is
+// only passed to it.
+unsafe impl Send for Interrupter {}
+// SAFETY: as above; the pointer is never dereferenced in Rust.
+unsafe impl Sync for Interrupter {}
+
+impl Interrupter {
+    pub(super) fn new(db: NonNull<ffi::sqlite3>) -> Self {
+        Interrupter(db)
+    }
+
+    /// Makes the running statement of the connection fail with SQLITE_INTERRUPT.
+    ///
+    /// # Safety
+    /// The connection must still be open.
+    pub(super) unsafe fn interrupt(&self) {
+        // SAFETY: the caller keeps the connection open; SQLite allows this call
+        // from any thread while a statement runs.
+        unsafe { ffi::sqlite3_interrupt(self.0.as_ptr()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,31 +163,5 @@ mod tests {
         assert_eq!(relation_holds(&square, &square, position("equals")), Some(true));
         assert_eq!(relation_holds(&inside, &corner, position("disjoint")), Some(true));
         assert_eq!(relation_holds(b"not wkb", &square, 0), None);
-    }
-}
-
-/// Stops the statement running on a connection from another task: the count
-/// of a search that has used up its time.
-pub(super) struct Interrupter(NonNull<ffi::sqlite3>);
-
-// SAFETY: `sqlite3_interrupt` may be called from any thread; the pointer is
-// only passed to it.
-unsafe impl Send for Interrupter {}
-// SAFETY: as above; the pointer is never dereferenced in Rust.
-unsafe impl Sync for Interrupter {}
-
-impl Interrupter {
-    pub(super) fn new(db: NonNull<ffi::sqlite3>) -> Self {
-        Interrupter(db)
-    }
-
-    /// Makes the running statement of the connection fail with SQLITE_INTERRUPT.
-    ///
-    /// # Safety
-    /// The connection must still be open.
-    pub(super) unsafe fn interrupt(&self) {
-        // SAFETY: the caller keeps the connection open; SQLite allows this call
-        // from any thread while a statement runs.
-        unsafe { ffi::sqlite3_interrupt(self.0.as_ptr()) }
     }
 }
