@@ -15,7 +15,7 @@
 #      database-stop and read-replica tests on private PostgreSQL clusters, OTLP
 #      trace export, and a short soak under wrk;
 #   6. a release build and the small benchmark (bench/run --quick), which checks
-#      every answer of stacd and of stac-fastapi-pgstac and prints the table.
+#      every response of stacd and of stac-fastapi-pgstac and prints the table.
 #
 # Usage: conformance-tests/run-all.sh STAC_DATA_DIR STAC_TOOLS_DIR
 #
@@ -445,7 +445,7 @@ fi
 # --- 6. benchmark, correctness only -------------------------------------------------
 
 # The small benchmark configuration: 10,000 generated items in stacd (PostGIS and
-# SQLite) and in stac-fastapi-pgstac, every answer checked, the table printed. It
+# SQLite) and in stac-fastapi-pgstac, every response checked, the table printed. It
 # asserts no time. A release build, so that the printed numbers mean something.
 if run_step build-release "$LIMIT_BUILD" cargo build --release; then
   run_step bench-quick "$LIMIT_BENCH" nice -n 5 python3 bench/run --quick \

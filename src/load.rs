@@ -69,7 +69,7 @@ struct Loader<'a> {
     batch_start: Option<String>,
     progress: ProgressBar,
     visited: HashSet<PathBuf>,
-    /// Batches sent to the store and not answered yet, oldest first.
+    /// Batches sent to the store that have not finished yet, oldest first.
     in_flight: FuturesOrdered<Pending<'a>>,
     /// The keys of each batch in `in_flight`, in the same order.
     in_flight_keys: VecDeque<HashSet<(String, String)>>,
@@ -79,7 +79,7 @@ struct Loader<'a> {
 /// connection of its own; SQLite has one writer, so they queue there.
 const MAX_IN_FLIGHT: usize = 2;
 
-/// A batch being written: the store's answer, the batch size and its first record.
+/// A batch being written. Its output is the store's result, the batch size and its first record.
 type Pending<'a> = Pin<Box<dyn Future<Output = (Result<u64>, usize, String)> + Send + 'a>>;
 
 /// Loads every path into `store`. Collections are written before items.
@@ -111,7 +111,7 @@ pub async fn load_paths(store: &dyn Backend, paths: &[PathBuf], options: LoadOpt
     for path in paths {
         loader.discover(path, None, &mut sources).await?;
     }
-    // Reading and checking items is CPU work; it runs on a thread of its own, so
+    // Reading and checking items is CPU work. It runs on a thread of its own, so
     // the next batches are ready while the store writes the current one.
     let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
     let checks = options.checks;
@@ -186,7 +186,7 @@ const CHUNK: usize = 256;
 /// Chunks the reader may be ahead of the writer.
 const READ_AHEAD_CHUNKS: usize = 16;
 
-/// What the reader found in the input, in input order.
+/// A record that the reader found in the input, sent in input order.
 // Nearly every event is an item, so boxing it would only add an allocation per item.
 #[allow(clippy::large_enum_variant)]
 enum Event {
@@ -465,8 +465,8 @@ impl Loader<'_> {
     /// Writes the records that the reader sends, in input order.
     async fn write_items(&mut self, mut events: mpsc::Receiver<Result<Vec<Event>>>) -> Result<()> {
         loop {
-            // Answers of the store are taken as they come, so a finished batch
-            // frees its place while the reader is still busy.
+            // Finished batches are counted as they complete, so each one frees
+            // its place while the reader is still busy.
             tokio::select! {
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.in_flight_keys.pop_front();
@@ -554,7 +554,7 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Counts the answer to one batch.
+    /// Adds the result of one batch to the summary.
     fn finish(&mut self, (result, count, first): (Result<u64>, usize, String)) -> Result<()> {
         match result {
             Ok(written) => {

@@ -189,9 +189,9 @@ struct ServeArgs {
     #[arg(long, env = "STACD_COUNT_LIMIT", default_value_t = 10_000)]
     count_limit: u64,
 
-    /// The longest a search may spend counting its matches, in milliseconds; a
-    /// search whose count takes longer is answered without numberMatched.
-    /// 0 always waits for the count.
+    /// Maximum time a search may spend counting its matches, in milliseconds.
+    /// When the count takes longer, the page has no numberMatched. 0 always
+    /// waits for the count.
     #[arg(long, env = "STACD_COUNT_TIMEOUT_MS", default_value_t = 50)]
     count_timeout_ms: u64,
 

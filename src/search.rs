@@ -27,7 +27,7 @@ pub struct SearchLimits {
     pub max_limit: usize,
     /// Exact `numberMatched` up to this count; above it the count may be an estimate.
     pub count_limit: u64,
-    /// The longest a search may spend counting; past it, no `numberMatched`.
+    /// Maximum time a search may spend counting. Past it, the page has no `numberMatched`.
     pub count_timeout: Option<std::time::Duration>,
 }
 

@@ -528,7 +528,7 @@ async fn number_matched_counts(store: TestStore) {
     assert_eq!(exact.json()["numberMatched"], 1);
 }
 
-/// A count that runs past its time budget is dropped: the page is answered in
+/// A count that runs past its time budget is dropped: the page is returned in
 /// full, without `numberMatched`, and the same search with time to spare has it.
 async fn slow_count_is_left_out(store: TestStore) {
     fixture(&store).await;

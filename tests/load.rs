@@ -159,9 +159,9 @@ async fn duplicates_named_unless_upsert(store: TestStore) {
     assert_eq!(upsert.rejected, 0);
 }
 
-/// Batches are written two at a time; a key repeated across batches still
-/// behaves as in a serial load: the last record wins an upsert, and the first
-/// record wins an insert, with every later batch that repeats it rejected.
+/// Batches are written two at a time, yet a key repeated across batches behaves
+/// as in a serial load. The last record wins an upsert. The first record wins
+/// an insert, and every later batch that repeats the key is rejected.
 async fn repeated_keys_across_batches_keep_input_order(store: TestStore) {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("c.json"), &collection("c"));
@@ -182,7 +182,7 @@ async fn repeated_keys_across_batches_keep_input_order(store: TestStore) {
     };
 
     // Insert, batches of two (x, y): the first batch is written, and every
-    // later batch holds x again and is rejected as a whole.
+    // later batch contains x again and is rejected as a whole.
     let insert = load(store.store.as_ref(), &paths, options(InsertMode::Insert, 2)).await;
     assert_eq!(insert.items, 2, "{:?}", insert.errors);
     assert_eq!(insert.rejected, 18);

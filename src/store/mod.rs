@@ -46,8 +46,8 @@ pub struct ItemQuery {
     pub cursor: Option<Cursor>,
     /// Count matches exactly up to this many; above it `number_matched` may be an estimate.
     pub count_limit: u64,
-    /// The longest a count may take; a search whose count takes longer is
-    /// answered without `number_matched`. `None` waits for the count.
+    /// Maximum time a count may take. When a count takes longer, the page has
+    /// no `number_matched`. `None` waits for the count.
     pub count_timeout: Option<std::time::Duration>,
     /// A CQL2 filter on item properties.
     pub filter: Option<std::sync::Arc<crate::filter::PropertyFilter>>,

@@ -219,7 +219,7 @@ fn write_filter(
             w.conditions.push(format!("i.start_datetime <= {p}"));
         }
         // The same overlap as a range, which the space-time GiST index can
-        // answer together with the footprint; the two conditions above serve
+        // evaluate together with the footprint. The two conditions above serve
         // the B-tree on the span when there is no spatial filter.
         if dialect == Dialect::Postgres && (start.is_some() || end.is_some()) {
             let mut bound = |value: Option<i64>| match value {
@@ -314,8 +314,8 @@ fn default_keyset(w: &mut Writer, cursor: &Cursor) -> String {
     let c1 = w.bind(Arg::Text(cursor.key.collection.clone()));
     let c2 = w.bind(Arg::Text(cursor.key.collection.clone()));
     let id = w.bind(Arg::Text(cursor.key.id.clone()));
-    // The first term repeats what the rest implies, as a plain range on `datetime`
-    // that an index scan can start from; the planner cannot use the OR for that.
+    // The first term repeats what the rest implies, as a plain range on `datetime`,
+    // because an index scan can start from a range but not from the OR.
     format!(
         "(i.datetime {time_op}= {t0} AND (i.datetime {time_op} {t1} OR (i.datetime = {t2} \
          AND (i.collection {text_op} {c1} OR (i.collection = {c2} AND i.id {text_op} {id})))))"
