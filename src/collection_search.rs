@@ -270,8 +270,20 @@ fn compare_keys(a: &Value, b: &Value, sortby: &[RequestedSort]) -> Ordering {
 
 /// Runs a search over the stored collections.
 pub fn run(search: &CollectionSearch, collections: Vec<StoredCollection>) -> Result<CollectionPage, Error> {
+    // Parsing the stored documents costs more than the rest of a plain listing,
+    // so only a search that reads them parses them.
+    let reads_documents = !search.bboxes.is_empty()
+        || search.datetime.is_some()
+        || search.text.is_some()
+        || search.filter.is_some()
+        || !search.sortby.is_empty()
+        || search.fields.is_some();
     let mut matches = Vec::new();
     for collection in collections {
+        if !reads_documents {
+            matches.push((Value::Array(Vec::new()), collection, Value::Null));
+            continue;
+        }
         let document: Value = serde_json::from_str(&collection.content).map_err(|e| {
             Error::Internal(format!("stored collection '{}' is not JSON: {e}", collection.id))
         })?;

@@ -225,6 +225,74 @@ async fn intersects_is_exact(store: TestStore) {
     assert_eq!(ids(&get(&app, encoded).await), vec!["survey/triangle"]);
 }
 
+/// Checks that a bbox or geometry with a datetime interval finds exactly the
+/// items in both, at the edges of the interval too, after an item's time changes.
+async fn space_and_time_together(store: TestStore) {
+    let s = store.store.as_ref();
+    add_collection(s, collection("survey")).await;
+    let spot = |id: &str, datetime: &str| item("survey", id, datetime, square(10.0, 50.0, 0.01));
+    let mut touching = spot("touching", "2000-01-01T00:00:00Z");
+    touching["properties"] = json!({"datetime": null, "start_datetime": "2021-05-01T00:00:00Z",
+        "end_datetime": "2021-06-01T00:00:00Z"});
+    let mut later = spot("later", "2000-01-01T00:00:00Z");
+    later["properties"] = json!({"datetime": null, "start_datetime": "2021-07-01T00:00:00Z",
+        "end_datetime": "2021-08-01T00:00:00Z"});
+    add_items(
+        s,
+        vec![
+            spot("before", "2021-05-31T23:59:59.999999Z"),
+            spot("first", "2021-06-01T00:00:00Z"),
+            spot("last", "2021-06-30T23:59:59Z"),
+            spot("after", "2021-06-30T23:59:59.000001Z"),
+            item(
+                "survey",
+                "elsewhere",
+                "2021-06-15T00:00:00Z",
+                square(20.0, 50.0, 0.01),
+            ),
+            touching,
+            later,
+        ],
+    )
+    .await;
+    let app = app_with(&store, SearchLimits::default()).await;
+    let june = "datetime=2021-06-01T00:00:00Z/2021-06-30T23:59:59Z";
+    let by_bbox = get(&app, &format!("/search?bbox=9.99,49.99,10.02,50.02&{june}")).await;
+    assert_eq!(
+        ids(&by_bbox),
+        vec!["survey/first", "survey/last", "survey/touching"]
+    );
+    assert_eq!(by_bbox.json()["numberMatched"], 3);
+    let body = json!({"intersects": square(9.99, 49.99, 0.03),
+        "datetime": "2021-06-01T00:00:00Z/2021-06-30T23:59:59Z"});
+    let by_geometry = post_json(&app, "/search", &body).await;
+    assert_eq!(
+        ids(&by_geometry),
+        vec!["survey/first", "survey/last", "survey/touching"]
+    );
+    let open_end = get(
+        &app,
+        "/search?bbox=9.99,49.99,10.02,50.02&datetime=2021-06-30T23:59:59.000001Z/..",
+    )
+    .await;
+    assert_eq!(ids(&open_end), vec!["survey/after", "survey/later"]);
+    let open_start = get(
+        &app,
+        "/search?bbox=9.99,49.99,10.02,50.02&datetime=../2021-05-31T23:59:59.999999Z",
+    )
+    .await;
+    assert_eq!(ids(&open_start), vec!["survey/before", "survey/touching"]);
+
+    // Moving an item in time moves it between searches.
+    let moved = stacd::prepare::prepare_item(spot("before", "2021-06-15T00:00:00Z"), None).unwrap();
+    s.replace_item(&moved, None).await.unwrap();
+    let by_bbox = get(&app, &format!("/search?bbox=9.99,49.99,10.02,50.02&{june}")).await;
+    assert_eq!(
+        ids(&by_bbox),
+        vec!["survey/before", "survey/first", "survey/last", "survey/touching"]
+    );
+}
+
 async fn datetime_intervals(store: TestStore) {
     let app = fixture_app(&store).await;
     let june = ids(&get(&app, "/search?datetime=2021-06-01T00:00:00Z/2021-06-30T23:59:59Z").await);
@@ -797,6 +865,7 @@ on_both_stores!("stacd_test_";
     bbox_crossing_antimeridian,
     intersects_is_exact,
     datetime_intervals,
+    space_and_time_together,
     ids_and_collections,
     paging_visits_every_item_once,
     prev_link_returns_previous_page,
@@ -814,3 +883,48 @@ on_both_stores!("stacd_test_";
     ids_round_trip_in_urls,
     duplicates_are_rejected_whole,
 );
+
+/// Checks that a SQLite store made before the space-time R*Tree finds the same
+/// items after the migration that builds it.
+#[tokio::test]
+async fn sqlite_space_time_migration_keeps_items() {
+    use sqlx::{Connection, Executor};
+    let store = sqlite().await;
+    fixture(&store).await;
+    // Put the store back in the shape of migration 3: a tree of footprints only.
+    let mut connection = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
+    connection
+        .execute(
+            "CREATE VIRTUAL TABLE items_rtree USING rtree (pk, min_x, max_x, min_y, max_y);
+             INSERT INTO items_rtree SELECT pk, min_x, max_x, min_y, max_y FROM items_space_time;
+             DROP TABLE items_space_time;
+             DELETE FROM _sqlx_migrations WHERE version = 4;",
+        )
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+
+    store.store.migrate().await.unwrap();
+    let app = app_with(&store, SearchLimits::default()).await;
+    let june = get(
+        &app,
+        "/search?bbox=10.0,50.0,10.31,50.01&datetime=2021-06-01T00:00:00Z/2021-06-30T23:59:59Z",
+    )
+    .await;
+    assert_eq!(
+        ids(&june),
+        vec!["other/same", "survey/a1", "survey/a2", "survey/same"]
+    );
+    let range = get(
+        &app,
+        "/search?bbox=30.0,30.0,31.0,31.0&datetime=2019-06-01T00:00:00Z/2019-06-02T00:00:00Z",
+    )
+    .await;
+    assert_eq!(ids(&range), vec!["other/range"]);
+    let across = get(
+        &app,
+        "/search?bbox=179.0,-17.5,-179.0,-16.5&datetime=2020-05-01T00:00:00Z/2020-05-31T23:59:59Z",
+    )
+    .await;
+    assert_eq!(ids(&across), vec!["other/east-of-minus-180", "other/west-of-180"]);
+}

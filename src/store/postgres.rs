@@ -68,6 +68,9 @@ fn migrator() -> sqlx::migrate::Migrator {
 /// SQLSTATE of a statement stopped by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
+/// A pooled connection idle for this long is tested before it is used.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
+
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 fn to_time(micros: i64) -> DateTime<Utc> {
@@ -133,9 +136,22 @@ impl PostgresStore {
     }
 
     fn pool_options(settings: &ConnectOptions, acquire_timeout: Duration) -> PgPoolOptions {
+        // sqlx pings a connection when it returns to the pool, and by default
+        // again when it is taken out, which makes three round trips of a lookup
+        // by id instead of two. Only a connection idle long enough for the server
+        // or a proxy to have closed it is pinged again.
         PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_TEST {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     fn with_timeout(options: PgConnectOptions, settings: &ConnectOptions) -> PgConnectOptions {

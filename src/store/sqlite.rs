@@ -53,6 +53,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "free text",
             include_str!("../../migrations/sqlite/0003_free_text.sql"),
         ),
+        (
+            4,
+            "space-time index",
+            include_str!("../../migrations/sqlite/0004_space_time_rtree.sql"),
+        ),
     ])
 }
 
@@ -124,8 +129,11 @@ impl SqliteStore {
                     .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
             )
             .await?;
+        // A connection to a local file does not drop while idle, so the round
+        // trip to its worker thread that tests it before each use is skipped.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|connection, _| Box::pin(add_functions(connection)))
             .connect_with(options)
@@ -181,27 +189,31 @@ impl SqliteStore {
         })
     }
 
-    /// Puts an item's envelope in the R*Tree, or removes it for a null geometry.
+    /// Puts an item's envelope and time span in the R*Tree, or removes it for
+    /// a null geometry.
     async fn index_envelope(
         connection: &mut sqlx::SqliteConnection,
         pk: i64,
-        envelope: Option<[f64; 4]>,
+        item: &PreparedItem,
     ) -> Result<()> {
-        match envelope {
+        match item.envelope {
             Some([min_x, min_y, max_x, max_y]) => {
                 sqlx::query(
-                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(pk)
                 .bind(min_x)
                 .bind(max_x)
                 .bind(min_y)
                 .bind(max_y)
+                .bind(sql::tree_time(item.start))
+                .bind(sql::tree_time(item.end))
                 .execute(&mut *connection)
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
+                sqlx::query("DELETE FROM items_space_time WHERE pk = ?")
                     .bind(pk)
                     .execute(&mut *connection)
                     .await?;
@@ -562,7 +574,7 @@ impl Backend for SqliteStore {
                 "collection '{id}' still has {items} item(s); delete them first, or add ?cascade=true to delete them with it"
             )));
         }
-        sqlx::query("DELETE FROM items_rtree WHERE pk IN (SELECT pk FROM items WHERE collection = ?)")
+        sqlx::query("DELETE FROM items_space_time WHERE pk IN (SELECT pk FROM items WHERE collection = ?)")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -612,7 +624,7 @@ impl Backend for SqliteStore {
             let what = format!("item '{}' in collection '{}'", item.id, item.collection);
             return Err(write_miss(&what, exists, if_match));
         };
-        Self::index_envelope(&mut tx, pk, item.envelope).await?;
+        Self::index_envelope(&mut tx, pk, item).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -641,7 +653,7 @@ impl Backend for SqliteStore {
                 if_match,
             ));
         };
-        sqlx::query("DELETE FROM items_rtree WHERE pk = ?")
+        sqlx::query("DELETE FROM items_space_time WHERE pk = ?")
             .bind(pk)
             .execute(&mut *tx)
             .await?;
@@ -707,24 +719,31 @@ impl Backend for SqliteStore {
                 match written.get(&(item.collection.clone(), item.id.clone())) {
                     None => duplicates.push(format!("{}/{}", item.collection, item.id)),
                     Some(&pk) => match item.envelope {
-                        Some(envelope) => boxes.push((pk, envelope)),
-                        None => without_box.push(pk),
+                        Some(envelope) => boxes.push((pk, envelope, item.start, item.end)),
+                        None => without_box.push((pk, item)),
                     },
                 }
             }
             if !boxes.is_empty() {
                 let text = format!(
-                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES {}",
-                    row_placeholders(boxes.len(), 5)
+                    "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) VALUES {}",
+                    row_placeholders(boxes.len(), 7)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(text));
-                for (pk, [min_x, min_y, max_x, max_y]) in boxes {
-                    query = query.bind(pk).bind(min_x).bind(max_x).bind(min_y).bind(max_y);
+                for (pk, [min_x, min_y, max_x, max_y], start, end) in boxes {
+                    query = query
+                        .bind(pk)
+                        .bind(min_x)
+                        .bind(max_x)
+                        .bind(min_y)
+                        .bind(max_y)
+                        .bind(sql::tree_time(start))
+                        .bind(sql::tree_time(end));
                 }
                 query.execute(&mut *tx).await?;
             }
-            for pk in without_box {
-                Self::index_envelope(&mut tx, pk, None).await?;
+            for (pk, item) in without_box {
+                Self::index_envelope(&mut tx, pk, item).await?;
             }
         }
         if !duplicates.is_empty() {
