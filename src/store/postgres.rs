@@ -101,7 +101,7 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::InvalidParameter(format!("invalid PostgreSQL URL: {e}")))?;
         let migration_options = options.clone();
-        let pool = Self::pool_options(settings, settings.acquire_timeout)
+        let pool = Self::ping_idle_only(Self::pool_options(settings, settings.acquire_timeout))
             .connect_with(Self::with_timeout(options, settings))
             .await?;
         let replica = match &settings.read_url {
@@ -136,13 +136,21 @@ impl PostgresStore {
     }
 
     fn pool_options(settings: &ConnectOptions, acquire_timeout: Duration) -> PgPoolOptions {
-        // sqlx pings a connection when it returns to the pool, and by default
-        // again when it is taken out, which makes three round trips of a lookup
-        // by id instead of two. Only a connection idle long enough for the server
-        // or a proxy to have closed it is pinged again.
         PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(acquire_timeout)
+    }
+
+    /// Pings only connections that were idle, for the primary's pool.
+    ///
+    /// sqlx pings a connection when it returns to the pool, and by default
+    /// again when it is taken out, which makes three round trips of a lookup by
+    /// id instead of two. Only a connection idle long enough for the server or
+    /// a proxy to have closed it is pinged again. The replica's pool keeps the
+    /// ping before each use, because reads move to the primary when that ping
+    /// fails, where a failed query would be an error.
+    fn ping_idle_only(options: PgPoolOptions) -> PgPoolOptions {
+        options
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
                 Box::pin(async move {
