@@ -38,7 +38,6 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -49,7 +48,7 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-from stacd_process import HOST, STOP_TIMEOUT_S, Checks, Server, SetupError, child_environment, new_token
+from stacd_process import HOST, STOP_TIMEOUT_S, Checks, Server, SetupError, child_environment, finish, new_token
 
 # Request logs at info level show where each batch ended.
 RUST_LOG = "info,sqlx=warn"
@@ -481,13 +480,7 @@ def main() -> int:
     except (SetupError, OSError, http.client.HTTPException) as e:
         print(f"ERROR {e}", flush=True)
         checks.failed += 1
-    print(f"took {time.monotonic() - started:.1f} s")
-    if checks.failed:
-        print(f"logs are in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return finish(checks, work, started)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,14 @@ def run_script(name: str, usage: str, run_test: Callable[[Checks, str, Path], No
     except (SetupError, OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
         print(f"ERROR {e}", flush=True)
         checks.failed += 1
+    return finish(checks, work, started)
+
+
+def finish(checks: Checks, work: Path, started: float) -> int:
+    """Print the run time and the closing 'N passed, N failed', and return the exit status.
+
+    `work` is kept for its logs when a check failed, and removed otherwise.
+    """
     print(f"took {time.monotonic() - started:.1f} s")
     if checks.failed:
         print(f"logs are in {work}")
