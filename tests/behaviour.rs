@@ -291,6 +291,16 @@ async fn space_and_time_together(store: TestStore) {
         ids(&by_bbox),
         vec!["survey/before", "survey/first", "survey/last", "survey/touching"]
     );
+
+    // A deleted item leaves the searches with and without a datetime.
+    s.delete_item("survey", "first", None).await.unwrap();
+    let by_bbox = get(&app, &format!("/search?bbox=9.99,49.99,10.02,50.02&{june}")).await;
+    assert_eq!(ids(&by_bbox), vec!["survey/before", "survey/last", "survey/touching"]);
+    let all_times = get(&app, "/search?bbox=9.99,49.99,10.02,50.02").await;
+    assert_eq!(
+        ids(&all_times),
+        vec!["survey/after", "survey/before", "survey/last", "survey/later", "survey/touching"]
+    );
 }
 
 async fn datetime_intervals(store: TestStore) {
@@ -895,9 +905,7 @@ async fn sqlite_space_time_migration_keeps_items() {
     let mut connection = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
     connection
         .execute(
-            "CREATE VIRTUAL TABLE items_rtree USING rtree (pk, min_x, max_x, min_y, max_y);
-             INSERT INTO items_rtree SELECT pk, min_x, max_x, min_y, max_y FROM items_space_time;
-             DROP TABLE items_space_time;
+            "DROP TABLE items_space_time;
              DELETE FROM _sqlx_migrations WHERE version = 4;",
         )
         .await

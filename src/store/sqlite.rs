@@ -189,8 +189,8 @@ impl SqliteStore {
         })
     }
 
-    /// Puts an item's envelope and time span in the R*Tree, or removes it for
-    /// a null geometry.
+    /// Puts an item's envelope in the footprint R*Tree, and with its time span
+    /// in the space-time R*Tree, or removes it from both for a null geometry.
     async fn index_envelope(
         connection: &mut sqlx::SqliteConnection,
         pk: i64,
@@ -198,6 +198,14 @@ impl SqliteStore {
     ) -> Result<()> {
         match item.envelope {
             Some([min_x, min_y, max_x, max_y]) => {
+                sqlx::query("INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)")
+                    .bind(pk)
+                    .bind(min_x)
+                    .bind(max_x)
+                    .bind(min_y)
+                    .bind(max_y)
+                    .execute(&mut *connection)
+                    .await?;
                 sqlx::query(
                     "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) \
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -212,12 +220,18 @@ impl SqliteStore {
                 .execute(&mut *connection)
                 .await?;
             }
-            None => {
-                sqlx::query("DELETE FROM items_space_time WHERE pk = ?")
-                    .bind(pk)
-                    .execute(&mut *connection)
-                    .await?;
-            }
+            None => Self::unindex(connection, pk).await?,
+        }
+        Ok(())
+    }
+
+    /// Removes an item from both R*Trees.
+    async fn unindex(connection: &mut sqlx::SqliteConnection, pk: i64) -> Result<()> {
+        for tree in ["items_rtree", "items_space_time"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {tree} WHERE pk = ?")))
+                .bind(pk)
+                .execute(&mut *connection)
+                .await?;
         }
         Ok(())
     }
@@ -574,10 +588,14 @@ impl Backend for SqliteStore {
                 "collection '{id}' still has {items} item(s); delete them first, or add ?cascade=true to delete them with it"
             )));
         }
-        sqlx::query("DELETE FROM items_space_time WHERE pk IN (SELECT pk FROM items WHERE collection = ?)")
+        for tree in ["items_rtree", "items_space_time"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {tree} WHERE pk IN (SELECT pk FROM items WHERE collection = ?)"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query("DELETE FROM items WHERE collection = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -653,10 +671,7 @@ impl Backend for SqliteStore {
                 if_match,
             ));
         };
-        sqlx::query("DELETE FROM items_space_time WHERE pk = ?")
-            .bind(pk)
-            .execute(&mut *tx)
-            .await?;
+        Self::unindex(&mut tx, pk).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -725,6 +740,15 @@ impl Backend for SqliteStore {
                 }
             }
             if !boxes.is_empty() {
+                let text = format!(
+                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES {}",
+                    row_placeholders(boxes.len(), 5)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(text));
+                for &(pk, [min_x, min_y, max_x, max_y], _, _) in &boxes {
+                    query = query.bind(pk).bind(min_x).bind(max_x).bind(min_y).bind(max_y);
+                }
+                query.execute(&mut *tx).await?;
                 let text = format!(
                     "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) VALUES {}",
                     row_placeholders(boxes.len(), 7)
