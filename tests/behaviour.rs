@@ -295,11 +295,20 @@ async fn space_and_time_together(store: TestStore) {
     // A deleted item leaves the searches with and without a datetime.
     s.delete_item("survey", "first", None).await.unwrap();
     let by_bbox = get(&app, &format!("/search?bbox=9.99,49.99,10.02,50.02&{june}")).await;
-    assert_eq!(ids(&by_bbox), vec!["survey/before", "survey/last", "survey/touching"]);
+    assert_eq!(
+        ids(&by_bbox),
+        vec!["survey/before", "survey/last", "survey/touching"]
+    );
     let all_times = get(&app, "/search?bbox=9.99,49.99,10.02,50.02").await;
     assert_eq!(
         ids(&all_times),
-        vec!["survey/after", "survey/before", "survey/last", "survey/later", "survey/touching"]
+        vec![
+            "survey/after",
+            "survey/before",
+            "survey/last",
+            "survey/later",
+            "survey/touching"
+        ]
     );
 }
 

@@ -202,7 +202,11 @@ fn write_filter(
                             span += &format!(" AND min_t <= {}", w.bind(Arg::Float(tree_time(end))));
                         }
                     }
-                    let tree = if span.is_empty() { "items_rtree" } else { "items_space_time" };
+                    let tree = if span.is_empty() {
+                        "items_rtree"
+                    } else {
+                        "items_space_time"
+                    };
                     alternatives.push(format!(
                         "SELECT pk FROM {tree} WHERE max_x >= {max_x} AND min_x <= {min_x} \
                          AND max_y >= {max_y} AND min_y <= {min_y}{span}"
