@@ -296,7 +296,7 @@ fn write_filter(
 
 /// Converts microseconds to the time unit of the SQLite space-time R*Tree: 2^50
 /// microseconds, so that five years weigh like a seventh of a degree when the
-/// tree splits its nodes (migration 4 of the SQLite store says more).
+/// tree splits its nodes (migration 4 of the SQLite store explains why).
 /// SQLite computes the same value in that migration: both convert the integer
 /// to the nearest `f64`, and dividing by a power of two is exact. Both steps
 /// keep the order of times, so the tree never misses an item.
