@@ -94,7 +94,7 @@ def main() -> int:
     requests = json.loads(scenarios.read_text())["requests"]
     with tempfile.TemporaryDirectory(prefix="stacd-rtree-") as work:
         db = sqlite3.connect(Path(work) / "store.sqlite")
-        # The backup API copies what the write-ahead log holds too, where copying the file would not.
+        # The backup API also copies pages still in the write-ahead log, which copying the file would miss.
         source = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
         source.backup(db)
         source.close()

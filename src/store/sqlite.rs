@@ -68,6 +68,13 @@ const WRITER_CACHE_KIB: u32 = 65536;
 /// of 32,766 parameters per statement.
 const ROWS_PER_STATEMENT: usize = 256;
 
+/// The R*Trees of item envelopes: footprints only, and footprints with time spans.
+const TREES: [&str; 2] = ["items_rtree", "items_space_time"];
+
+/// An entry of both R*Trees: primary key, envelope (min x, min y, max x, max y),
+/// and time span in microseconds.
+type TreeEntry = (i64, [f64; 4], i64, i64);
+
 /// Writes `rows` groups of `columns` placeholders: `(?, ?), (?, ?)`.
 fn row_placeholders(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
@@ -189,45 +196,59 @@ impl SqliteStore {
         })
     }
 
-    /// Puts an item's envelope in the footprint R*Tree, and with its time span
-    /// in the space-time R*Tree, or removes it from both for a null geometry.
+    /// Puts an item's envelope in the R*Trees, or removes it from them for a
+    /// null geometry.
     async fn index_envelope(
         connection: &mut sqlx::SqliteConnection,
         pk: i64,
         item: &PreparedItem,
     ) -> Result<()> {
         match item.envelope {
-            Some([min_x, min_y, max_x, max_y]) => {
-                sqlx::query("INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)")
-                    .bind(pk)
-                    .bind(min_x)
-                    .bind(max_x)
-                    .bind(min_y)
-                    .bind(max_y)
-                    .execute(&mut *connection)
-                    .await?;
-                sqlx::query(
-                    "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
+            Some(envelope) => {
+                Self::index_envelopes(connection, &[(pk, envelope, item.start, item.end)]).await
+            }
+            None => Self::unindex(connection, pk).await,
+        }
+    }
+
+    /// Puts envelopes in the footprint R*Tree, and with their time spans in the
+    /// space-time R*Tree, in one statement per tree.
+    async fn index_envelopes(connection: &mut sqlx::SqliteConnection, entries: &[TreeEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let text = format!(
+            "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES {}",
+            row_placeholders(entries.len(), 5)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(text));
+        for &(pk, [min_x, min_y, max_x, max_y], _, _) in entries {
+            query = query.bind(pk).bind(min_x).bind(max_x).bind(min_y).bind(max_y);
+        }
+        query.execute(&mut *connection).await?;
+
+        let text = format!(
+            "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) VALUES {}",
+            row_placeholders(entries.len(), 7)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(text));
+        for &(pk, [min_x, min_y, max_x, max_y], start, end) in entries {
+            query = query
                 .bind(pk)
                 .bind(min_x)
                 .bind(max_x)
                 .bind(min_y)
                 .bind(max_y)
-                .bind(sql::tree_time(item.start))
-                .bind(sql::tree_time(item.end))
-                .execute(&mut *connection)
-                .await?;
-            }
-            None => Self::unindex(connection, pk).await?,
+                .bind(sql::tree_time(start))
+                .bind(sql::tree_time(end));
         }
+        query.execute(&mut *connection).await?;
         Ok(())
     }
 
     /// Removes an item from both R*Trees.
     async fn unindex(connection: &mut sqlx::SqliteConnection, pk: i64) -> Result<()> {
-        for tree in ["items_rtree", "items_space_time"] {
+        for tree in TREES {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {tree} WHERE pk = ?")))
                 .bind(pk)
                 .execute(&mut *connection)
@@ -588,7 +609,7 @@ impl Backend for SqliteStore {
                 "collection '{id}' still has {items} item(s); delete them first, or add ?cascade=true to delete them with it"
             )));
         }
-        for tree in ["items_rtree", "items_space_time"] {
+        for tree in TREES {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {tree} WHERE pk IN (SELECT pk FROM items WHERE collection = ?)"
             )))
@@ -739,33 +760,7 @@ impl Backend for SqliteStore {
                     },
                 }
             }
-            if !boxes.is_empty() {
-                let text = format!(
-                    "INSERT OR REPLACE INTO items_rtree (pk, min_x, max_x, min_y, max_y) VALUES {}",
-                    row_placeholders(boxes.len(), 5)
-                );
-                let mut query = sqlx::query(AssertSqlSafe(text));
-                for &(pk, [min_x, min_y, max_x, max_y], _, _) in &boxes {
-                    query = query.bind(pk).bind(min_x).bind(max_x).bind(min_y).bind(max_y);
-                }
-                query.execute(&mut *tx).await?;
-                let text = format!(
-                    "INSERT OR REPLACE INTO items_space_time (pk, min_x, max_x, min_y, max_y, min_t, max_t) VALUES {}",
-                    row_placeholders(boxes.len(), 7)
-                );
-                let mut query = sqlx::query(AssertSqlSafe(text));
-                for (pk, [min_x, min_y, max_x, max_y], start, end) in boxes {
-                    query = query
-                        .bind(pk)
-                        .bind(min_x)
-                        .bind(max_x)
-                        .bind(min_y)
-                        .bind(max_y)
-                        .bind(sql::tree_time(start))
-                        .bind(sql::tree_time(end));
-                }
-                query.execute(&mut *tx).await?;
-            }
+            Self::index_envelopes(&mut tx, &boxes).await?;
             for (pk, item) in without_box {
                 Self::index_envelope(&mut tx, pk, item).await?;
             }
